@@ -1,0 +1,20 @@
+"""Helpers for the book's notebooks that must also work outside the book (Colab, plain Jupyter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def glue(name: str, value: Any, display: bool = False) -> Any:
+    """Store ``value`` under ``name`` for the prose (myst-nb's ``{glue:text}`name:.2f```).
+
+    In the HTML build myst-nb inserts the computed value into the text, so numbers in
+    the prose are never typed by hand. Where myst-nb is absent (Colab) this is a no-op.
+    Returns ``value`` so it can be used inline.
+    """
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return value
+    _glue(name, value, display=display)
+    return value
