@@ -15,7 +15,7 @@ ipywidgets controls), ``explorer`` (kernel-free explorers for the HTML book), ``
 
 from importlib import import_module
 
-from resnet_lab.notebook import glue
+from resnet_lab.notebook import glue, show_source
 from resnet_lab.runtime import Setup, pick_device, pick_tier, setup
 
 __version__ = "0.1.0"
@@ -35,4 +35,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["Setup", "__version__", "build", "glue", "list_models", "pick_device", "pick_tier"]
-__all__ += ["setup", "summary"]
+__all__ += ["setup", "show_source", "summary"]

@@ -18,3 +18,17 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
         return value
     _glue(name, value, display=display)
     return value
+
+
+def show_source(obj: Any) -> Any:
+    """Show the package's real source code for ``obj`` (a class, function or module).
+
+    The book displays the code it runs instead of keeping a second copy in the
+    notebooks, so the text can never drift from the implementation. Returns an
+    ``IPython.display.Code`` object (syntax-highlighted in notebooks and in the HTML book).
+    """
+    import inspect
+
+    from IPython.display import Code
+
+    return Code(inspect.getsource(obj), language="python")
