@@ -1,0 +1,328 @@
+"""The built HTML book in a real browser: headless Chromium opens it from disk, offline.
+
+Run by ``make test`` after ``make book`` (marker ``browser``); alone::
+
+    make book && .venv/bin/python -m pytest -m browser tests/test_browser.py
+
+Every page of ``_build/html`` is visited once with the network blocked. A page fails on
+any JavaScript error or failed load, a broken image, or a resource that is not a local
+file. Chapter pages must show figures and their Colab button; the explorers of chapters
+1 and 6 must redraw their curves when the controls change; search must find pages.
+A full-page screenshot of every chapter is saved in ``_build/html/_screenshots/``.
+``RESNET_LAB_HTML`` points the test at another build folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = Path(os.environ.get("RESNET_LAB_HTML", ROOT / "_build" / "html")).resolve()
+SCREENSHOTS = HTML / "_screenshots"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CHAPTER = re.compile(r"0\d_\w+")
+# Pages whose kernel-free explorers the issue asks for, and the control each must have.
+EXPLORER_PAGES = {"01_vanishing_gradients": "depth", "06_cifar_resnets": "depth"}
+SCREEN_WIDTH, MAX_SCREEN_HEIGHT = 1280, 12000
+LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
+
+# Figures a reader sees on a page: notebook output images and explorer charts.
+FIGURES_JS = """
+return Array.from(document.querySelectorAll(
+  '.cell_output img, .output img, figure img, .rl-explorer svg, .cell_output svg'
+)).length;
+"""
+# Make lazy images load now, then report images that are not loaded or have no pixels.
+IMAGES_JS = """
+const imgs = Array.from(document.images);
+imgs.forEach(i => { if (i.loading === 'lazy') { i.loading = 'eager'; } });
+return imgs.map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth]);
+"""
+RESOURCES_JS = """
+return [document.URL].concat(performance.getEntriesByType('resource').map(e => e.name));
+"""
+
+
+def _page_name(path: Path) -> str:
+    return str(path.relative_to(HTML).with_suffix("")).replace(os.sep, "/")
+
+
+def _pages() -> list[Path]:
+    skip = {"_static", "_sources", "_images", "_screenshots"}
+    return sorted(p for p in HTML.rglob("*.html") if not skip & set(p.relative_to(HTML).parts[:-1]))
+
+
+def _chapter(path: Path) -> bool:
+    return CHAPTER.fullmatch(path.stem) is not None and path.parent.name == "book"
+
+
+@pytest.fixture(scope="module")
+def driver():
+    if not (HTML / "index.html").exists():
+        pytest.fail(
+            f"no built book in {HTML}: run `make book` first (the browser test checks the "
+            "built site, and is not skipped so that a missing build cannot pass CI)",
+            pytrace=False,
+        )
+    for binary, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not Path(binary).exists():
+            pytest.fail(
+                f"{binary} not found: install Debian's {package} (`make browser-deps`)",
+                pytrace=False,
+            )
+    os.environ["SE_OFFLINE"] = "1"  # selenium-manager must not go to the network for drivers
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="resnet-lab-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-default-apps",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--mute-audio",
+        # No network at all: any host name fails to resolve, like a machine offline.
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--user-data-dir={profile}",
+        f"--window-size={SCREEN_WIDTH},900",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    chrome = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    chrome.set_page_load_timeout(30)
+    # Requests to the web are also blocked outright, so one shows up as a failed load.
+    chrome.execute_cdp_cmd("Network.enable", {})
+    chrome.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _errors(chrome) -> list[str]:
+    return [e["message"] for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _open(chrome, url: str) -> None:
+    chrome.get_log("browser")  # start each page with an empty log
+    chrome.get(url)
+
+
+def _wait_images(chrome, timeout: float = 5.0) -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        images = chrome.execute_script(IMAGES_JS)
+        if all(complete for _, complete, _ in images) or time.monotonic() > deadline:
+            return images
+        time.sleep(0.1)
+
+
+def _screenshot(chrome, path: Path) -> None:
+    height = chrome.execute_script(
+        "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight);"
+    )
+    chrome.set_window_size(SCREEN_WIDTH, min(max(int(height), 600), MAX_SCREEN_HEIGHT))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chrome.save_screenshot(str(path))
+    chrome.set_window_size(SCREEN_WIDTH, 900)
+
+
+@pytest.fixture(scope="module")
+def site(driver):
+    """Visit every page once: errors, images, resources, figures, links; screenshot chapters."""
+    pages = _pages()
+    assert pages, f"{HTML} holds no pages"
+    if SCREENSHOTS.exists():
+        shutil.rmtree(SCREENSHOTS)
+    report = {}
+    for path in pages:
+        name = _page_name(path)
+        _open(driver, path.as_uri())
+        images = _wait_images(driver)
+        info = {
+            "errors": _errors(driver),
+            "broken": [src for src, complete, width in images if not complete or width == 0],
+            "resources": driver.execute_script(RESOURCES_JS),
+            "figures": driver.execute_script(FIGURES_JS),
+            "links": driver.execute_script(
+                "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href);"
+            ),
+            "explorers": driver.execute_script(
+                "return Array.from(document.querySelectorAll('[data-explorer]'))"
+                ".map(e => e.getAttribute('data-ready'));"
+            ),
+        }
+        if _chapter(path):
+            _screenshot(driver, SCREENSHOTS / f"{path.stem}.png")
+            info["errors"] += _errors(driver)
+        report[name] = info
+    return report
+
+
+def test_no_javascript_errors_or_failed_loads(site):
+    bad = [f"{page}: {msg}" for page, info in site.items() for msg in info["errors"]]
+    assert not bad, "browser console errors:\n" + "\n".join(bad)
+
+
+def test_no_broken_images(site):
+    bad = [f"{page}: {src}" for page, info in site.items() for src in info["broken"]]
+    assert not bad, "images that did not load:\n" + "\n".join(bad)
+
+
+def test_everything_loads_from_disk(site):
+    bad = [
+        f"{page}: {url}"
+        for page, info in site.items()
+        for url in info["resources"]
+        if not url.startswith(LOCAL_SCHEMES)
+    ]
+    assert not bad, "resources loaded from the network (the site must work offline):\n" + "\n".join(
+        bad
+    )
+
+
+def test_no_remote_resources_in_the_build():
+    """Static check of what the browser might load later (scripts, styles, fonts, images)."""
+    remote = re.compile(
+        r"""<(?:script|img|iframe|source|embed)\b[^>]*\bsrc=["']?https?:"""
+        r"""|<link\b[^>]*\brel=["']?(?:stylesheet|preload|modulepreload|icon)["']?[^>]*\bhref=["']?https?:"""
+        r"""|<link\b[^>]*\bhref=["']?https?:[^>]*\brel=["']?(?:stylesheet|preload|modulepreload|icon)"""
+        r"""|url\(\s*["']?https?:|@import\s+(?:url\()?\s*["']?https?:""",
+        re.IGNORECASE,
+    )
+    if not HTML.exists():
+        pytest.fail(f"no built book in {HTML}: run `make book` first", pytrace=False)
+    bad = []
+    for path in sorted(HTML.rglob("*")):
+        if path.suffix in (".html", ".css") and "_sources" not in path.parts:
+            for match in remote.finditer(path.read_text(errors="replace")):
+                bad.append(f"{path.relative_to(HTML)}: {match.group(0)[:120]}")
+    assert not bad, "the build refers to resources on the network:\n" + "\n".join(bad)
+
+
+def test_chapter_pages_show_figures(site):
+    chapters = {page: info for page, info in site.items() if CHAPTER.fullmatch(page.split("/")[-1])}
+    assert chapters, "no chapter pages (book/0N_*.html) in the build"
+    bad = [page for page, info in chapters.items() if info["figures"] < 1]
+    assert not bad, f"chapter pages without any figure: {bad}"
+    missing = [p for p in chapters if not (SCREENSHOTS / f"{p.split('/')[-1]}.png").exists()]
+    assert not missing, f"no screenshot saved for {missing}"
+
+
+def test_chapter_pages_have_a_colab_button(site):
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = urlparse(config["repository"]["url"]).path.strip("/")
+    branch = config["repository"].get("branch", "main")
+    for page, info in site.items():
+        if not CHAPTER.fullmatch(page.split("/")[-1]):
+            continue
+        expected = f"https://colab.research.google.com/github/{repo}/blob/{branch}/{page}.ipynb"
+        colab = [link for link in info["links"] if link.startswith("https://colab.research")]
+        assert colab == [expected], f"{page}: Colab launch links {colab}, expected [{expected}]"
+
+
+def test_explorers_are_initialised(site):
+    """The explorers' scripts ran in the static page (myst-nb keeps them)."""
+    bad = [page for page, info in site.items() if any(r != "1" for r in info["explorers"])]
+    assert not bad, f"explorers whose script did not run: {bad}"
+    for page, control in EXPLORER_PAGES.items():
+        if (HTML / "book" / f"{page}.html").exists():
+            assert site[f"book/{page}"]["explorers"], f"book/{page} has no kernel-free explorer"
+
+
+def _curves(chrome, root) -> tuple[str, tuple[str, ...]]:
+    svg = root.find_element("css selector", "svg")
+    paths = svg.find_elements("css selector", "[data-layer=curves] path[data-label]")
+    return svg.get_attribute("data-state"), tuple(p.get_attribute("d") for p in paths)
+
+
+def _explorer_pages() -> list[str]:
+    # Known explorer pages (when built) plus any other page: each page is scanned once.
+    return [_page_name(p) for p in (_pages() if HTML.exists() else []) if _chapter(p)] or list(
+        EXPLORER_PAGES
+    )
+
+
+def test_explorers_redraw_when_controls_change(driver, site):
+    from selenium.webdriver.support.ui import Select
+
+    checked = set()
+    for page in _explorer_pages():
+        path = HTML / f"{page}.html"
+        if not path.exists() or not site.get(page, {}).get("explorers"):
+            continue
+        _open(driver, path.as_uri())
+        roots = driver.find_elements("css selector", "[data-explorer]")
+        controls_seen: set[str] = set()
+        for root in roots:
+            selects = root.find_elements("css selector", "select[data-control]")
+            assert selects, f"{page}: an explorer without controls"
+            for select in selects:
+                name = select.get_attribute("data-control")
+                controls_seen.add(name.lower())
+                options = [o.get_attribute("value") for o in Select(select).options]
+                drawn = {}
+                for value in options:
+                    Select(select).select_by_value(value)
+                    state, curves = _curves(driver, root)
+                    chosen = "|".join(
+                        Select(s).first_selected_option.get_attribute("value") for s in selects
+                    )
+                    assert state == chosen, (
+                        f"{page}: chart shows {state!r} after choosing {chosen!r}"
+                    )
+                    drawn[value] = curves
+                computed = {v: c for v, c in drawn.items() if c}
+                assert computed, f"{page}: control {name!r} never shows a curve"
+                assert all(all(c) for c in computed.values()), f"{page}: an empty curve"
+                if len(options) > 1:
+                    assert len(set(drawn.values())) > 1, (
+                        f"{page}: changing {name!r} over {options} never changes the curves"
+                    )
+        assert not _errors(driver), f"{page}: JavaScript errors while using the explorers"
+        checked.add(page.split("/")[-1])
+        required = EXPLORER_PAGES.get(page.split("/")[-1])
+        if required:
+            assert any(required in c for c in controls_seen), (
+                f"{page}: no explorer has a {required!r} control (controls: {controls_seen})"
+            )
+    for page in EXPLORER_PAGES:
+        if (HTML / "book" / f"{page}.html").exists():
+            assert page in checked, f"book/{page}: no explorer was exercised"
+
+
+def test_search_finds_pages(driver):
+    search = HTML / "search.html"
+    assert search.exists(), "no search page in the build"
+    _open(driver, search.as_uri() + "?q=residual")
+    deadline = time.monotonic() + 15
+    results = []
+    while time.monotonic() < deadline and not results:
+        results = driver.find_elements("css selector", "ul.search li a")
+        time.sleep(0.2)
+    assert results, "searching for 'residual' finds nothing"
+    for link in results:
+        target = Path(unquote(urlparse(link.get_attribute("href")).path))
+        assert target.exists(), f"search result points at a missing page: {target}"
+    assert not _errors(driver), "JavaScript errors on the search page"
