@@ -25,6 +25,8 @@ _LAZY = {
     "build": "resnet_lab.models",
     "list_models": "resnet_lab.models",
     "summary": "resnet_lab.summary",
+    "count_parameters": "resnet_lab.summary",
+    "count_macs": "resnet_lab.summary",
 }
 
 
@@ -34,5 +36,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'resnet_lab' has no attribute {name!r}")
 
 
-__all__ = ["Setup", "__version__", "build", "glue", "list_models", "pick_device", "pick_tier"]
+__all__ = [
+    "Setup",
+    "__version__",
+    "build",
+    "count_macs",
+    "count_parameters",
+    "glue",
+    "list_models",
+    "pick_device",
+    "pick_tier",
+]
 __all__ += ["setup", "show_source", "summary"]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from resnet_lab.models.blocks import BasicBlock, init_weights, residual_blocks
+from resnet_lab.models import BasicBlock, init_weights, residual_blocks
 
 __all__ = ["fit_identity", "identity_inputs", "identity_stack", "set_residual_scale"]
 

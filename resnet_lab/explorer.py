@@ -127,12 +127,17 @@ def _format_linear(value: float, decimals: int) -> str:
     return "0" if text.strip("-0.") == "" else text
 
 
-def _format_log(value: float) -> str:
+def _format_log(value: float, powers: bool) -> str:
+    """Decades as 10ⁿ when the axis spans small or large numbers, else as plain numbers."""
     exponent = math.log10(value)
-    if abs(exponent - round(exponent)) < 1e-9:
-        e = round(exponent)
-        return f"{10.0**e:g}" if -2 <= e <= 3 else "10" + str(e).translate(_SUPERSCRIPT)
+    if powers and abs(exponent - round(exponent)) < 1e-9:
+        return "10" + str(round(exponent)).translate(_SUPERSCRIPT)
     return f"{value:g}"
+
+
+def _log_labels(ticks: list[float]) -> list[str]:
+    powers = any(not 1e-2 <= t <= 1e3 for t in ticks)
+    return [_format_log(t, powers) for t in ticks]
 
 
 def _key(value: str | Sequence[object], names: Sequence[str]) -> str:
@@ -257,7 +262,7 @@ class Explorer:
             xs_all, ys_all = [1.0], [1.0]
         if self.xlog:
             x0, x1, xticks = _log_axis(min(xs_all), max(xs_all), fixed=False)
-            self._xtick_labels = [_format_log(t) for t in xticks]
+            self._xtick_labels = _log_labels(xticks)
         else:
             # Data usually starts at a meaningful x (epoch 1, depth 20): keep the ends tight.
             lo, hi = min(xs_all), max(xs_all)
@@ -271,7 +276,7 @@ class Explorer:
             if lo <= 0:
                 raise ValueError(f"ylim {self.ylim!r} must be positive with logy=True")
             y0, y1, yticks = _log_axis(lo, hi, fixed)
-            self._ytick_labels = [_format_log(t) for t in yticks]
+            self._ytick_labels = _log_labels(yticks)
         else:
             y0, y1, yticks, dec = _linear_axis(lo, hi, fixed)
             self._ytick_labels = [_format_linear(t, dec) for t in yticks]

@@ -213,6 +213,7 @@ class _PreActBlock(ResidualBlock):
         raise NotImplementedError
 
     def _shortcut(self, x: Tensor, pre: Tensor) -> Tensor:
+        # Only a 1x1 projection (an nn.Sequential) reads the pre-activated input.
         if self.use_shortcut and isinstance(self.downsample, nn.Sequential):
             return self.downsample(pre)
         return super().shortcut(x)

@@ -1,0 +1,213 @@
+"""The training engine: recipes, schedules, history, callbacks, failures, interrupts, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+from torch import nn
+
+from resnet_lab import engine as E
+from resnet_lab.data import synthetic
+
+HISTORY_KEYS = {"epoch", "step", "train_loss", "train_error", "test_loss", "test_error", "lr",
+                "images_per_sec", "wall_time"}  # fmt: skip
+
+
+def tiny_net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(4),
+        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(8, 10),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic(160, 40, seed=0)
+
+
+def small(**kw) -> E.TrainConfig:
+    kw = {"epochs": 2, "batch_size": 32, "log_every_steps": 2, "eval_batch_size": 64, **kw}
+    return E.recipe("fast", **kw)
+
+
+# ----------------------------------------------------------------------------- recipes
+
+
+def test_paper_recipe_is_he_et_al_section_4_2():
+    c = E.recipe("paper")
+    assert (c.iterations, c.epochs, c.batch_size) == (64_000, None, 128)
+    assert (c.lr, c.momentum, c.weight_decay, c.schedule) == (0.1, 0.9, 1e-4, "multistep")
+    assert [round(m * c.iterations) for m in c.milestones] == [32_000, 48_000]
+    assert (c.warmup_steps, c.warmup_lr, c.warmup_min_depth) == (400, 0.01, 110)
+    assert c.label_smoothing == 0 and not c.nesterov
+
+
+def test_paper_schedule_and_deep_net_warmup():
+    c = E.recipe("paper")
+    total = c.iterations
+    assert E.lr_at(c, 0, total, depth=20) == 0.1
+    assert E.lr_at(c, 0, total, depth=110) == 0.01  # warm-up for 110 layers and deeper
+    assert E.lr_at(c, 399, total, depth=1202) == 0.01
+    assert E.lr_at(c, 400, total, depth=110) == 0.1
+    assert E.lr_at(c, 31_999, total) == 0.1
+    assert E.lr_at(c, 32_000, total) == pytest.approx(0.01)
+    assert E.lr_at(c, 48_000, total) == pytest.approx(0.001)
+
+
+def test_epochs_override_scales_milestones_and_clears_iterations():
+    c = E.recipe("paper", epochs=20)
+    assert c.iterations is None and c.total_steps(391) == 20 * 391
+    total = c.total_steps(100)
+    assert E.lr_at(c, 999, total) == 0.1 and E.lr_at(c, 1000, total) == pytest.approx(0.01)
+    assert E.lr_at(c, 1500, total) == pytest.approx(0.001)
+
+
+def test_fast_recipe_one_cycle_and_overrides():
+    c = E.recipe("fast", lr=0.4, batch_size=256)
+    assert (c.schedule, c.label_smoothing, c.nesterov, c.lr, c.batch_size) == (
+        "onecycle", 0.1, True, 0.4, 256)  # fmt: skip
+    total = 100
+    lrs = [E.lr_at(c, s, total) for s in range(total)]
+    peak = max(range(total), key=lrs.__getitem__)
+    assert peak == 24 and lrs[peak] == pytest.approx(0.4)
+    assert lrs[0] < 0.05 and 0 < lrs[-1] < 0.01
+    assert E.recipe("fast", iterations=50).epochs is None
+
+
+def test_bad_recipes_and_fields_raise_value_errors():
+    with pytest.raises(ValueError, match="unknown recipe"):
+        E.recipe("sgdr")
+    with pytest.raises(ValueError, match="unknown TrainConfig field.*learning_rate"):
+        E.recipe("fast", learning_rate=0.1)
+    with pytest.raises(ValueError, match="schedule"):
+        E.recipe("fast", schedule="linear")
+    with pytest.raises(ValueError, match="exactly one of epochs or iterations"):
+        E.TrainConfig(epochs=None, iterations=None).validate()
+
+
+def test_model_depth_counts_main_path_layers():
+    import resnet_lab as rl
+
+    assert E.model_depth(rl.build("resnet20")) == 20
+    assert E.model_depth(rl.build("resnet110")) == 110
+    assert E.model_depth(tiny_net()) == 3
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_train_records_history_steps_and_calls_callbacks(data):
+    events = []
+    run = E.train(tiny_net(), data, small(grad_norms=True), progress=False, name="tiny",
+                  callbacks=[lambda ev, run, rec: events.append((ev, rec.get("step"))) ])  # fmt: skip
+    assert run.status == "completed" and run.epochs == 2 and run.model_name == "tiny"
+    assert run.total_steps == 10 and run.steps_per_epoch == 5
+    for h in run.history:
+        assert HISTORY_KEYS <= set(h)
+        assert 0 <= h["train_error"] <= 1 and 0 <= h["test_error"] <= 1
+        assert len(h["grad_norms"]) == 3 and all(g > 0 for g in h["grad_norms"])
+    assert [h["step"] for h in run.history] == [5, 10]
+    assert [s["step"] for s in run.steps] == [2, 4, 6, 8, 10]
+    assert [e for e, _ in events].count("epoch") == 2 and events[-1][0] == "end"
+    assert events.index(("step", 4)) < events.index(("epoch", 5))
+    assert run.history[1]["wall_time"] >= run.history[0]["wall_time"] > 0
+    assert run.data["variant"] == "synthetic"
+
+
+def test_stop_training_from_a_callback(data):
+    def stop(event, run, record):
+        if event == "step" and record["step"] == 4:
+            raise E.StopTraining
+
+    run = E.train(tiny_net(), data, small(), progress=False, callbacks=[stop])
+    assert run.status == "stopped" and run.epochs == 0 and run.steps[-1]["step"] == 4
+
+
+class _NanAfter(nn.Module):
+    def __init__(self, net: nn.Module, calls: int):
+        super().__init__()
+        self.net, self.calls, self.seen = net, calls, 0
+
+    def forward(self, x):
+        out = self.net(x)
+        if self.training:
+            self.seen += 1
+            if self.seen > self.calls:
+                out = out * float("nan")
+        return out
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_history(data):
+    with pytest.raises(E.TrainingDiverged, match=r"step 7 .*lower the learning rate") as info:
+        E.train(_NanAfter(tiny_net(), 7), data, small(epochs=3), progress=False)
+    run = info.value.run
+    assert run.status == "diverged" and run.epochs == 1 and len(run.history) == 1
+
+
+def test_first_ctrl_c_checkpoints_and_returns_interrupted(data, tmp_path):
+    ck = tmp_path / "ck.pt"
+
+    def press_ctrl_c(event, run, record):
+        if event == "step" and record["step"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    run = E.train(
+        tiny_net(), data, small(), progress=False, checkpoint=ck, callbacks=[press_ctrl_c]
+    )
+    assert run.status == "interrupted" and "step 2" in run.message
+    state = torch.load(ck, weights_only=True)
+    assert state["progress"]["step"] == 2 and state["progress"]["batch_in_epoch"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def _strip(records):
+    return [
+        {k: v for k, v in r.items() if k not in ("wall_time", "images_per_sec")} for r in records
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_at", [("epoch", 1), ("step", 6)])
+def test_resume_reproduces_the_uninterrupted_history(data, tmp_path, stop_at):
+    config = small(epochs=3, deterministic=True)
+    whole = E.train(tiny_net(), data, config, progress=False)
+    ck = tmp_path / "ck.pt"
+
+    def stop(event, run, record):
+        if (event, record.get(event)) == stop_at:
+            raise E.StopTraining
+
+    first = E.train(tiny_net(), data, config, progress=False, checkpoint=ck, callbacks=[stop])
+    assert first.status == "stopped" and first.epochs < 3
+    resumed = E.train(tiny_net(seed=99), data, config, progress=False, checkpoint=ck, resume=True)
+    assert resumed.status == "completed" and resumed.id == first.id
+    assert _strip(resumed.history) == _strip(whole.history)
+    assert _strip(resumed.steps) == _strip(whole.steps)
+    for a, b in zip(
+        whole.model.state_dict().values(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+
+
+def test_evaluate_reports_loss_error_and_needs_stats_for_uint8(data):
+    net = tiny_net()
+    out = E.evaluate(net, data.test_x, data.test_y, data.mean, data.std, batch_size=16)
+    assert out["error"] == pytest.approx(1 - out["accuracy"]) and out["loss"] > 0
+    with pytest.raises(ValueError, match="mean= and std="):
+        E.evaluate(net, data.test_x, data.test_y)
+    mean = torch.tensor(data.mean).view(1, 3, 1, 1)
+    std = torch.tensor(data.std).view(1, 3, 1, 1)
+    pre = E.evaluate(net, (data.test_x / 255 - mean) / std, data.test_y)
+    assert pre["loss"] == pytest.approx(out["loss"], rel=1e-5)
+
+
+def test_amp_choice_by_hardware():
+    cpu = torch.device("cpu")
+    assert E._amp_dtype("auto", cpu) is None  # fp32 on CPU
+    assert E._amp_dtype("bf16", cpu) is torch.bfloat16
+    assert E._amp_dtype("off", torch.device("cuda")) is None
