@@ -15,7 +15,6 @@ STAMP := $(VENV)/.installed
 
 # Tools in the venv come first; notebook kernels then find the venv's Python too.
 export PATH := $(abspath $(BIN)):$(PATH)
-export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
 # The offline CIFAR-10 copy that sits beside the repository on development and

@@ -195,9 +195,19 @@ def _train_one(args, model_name: str, seed: int, data, store: Path | None, ctx) 
     return run
 
 
+def _check_model_name(name: str) -> None:
+    import torch
+
+    from resnet_lab.models import build
+
+    with torch.device("meta"):  # no memory, no time: only the name is checked
+        build(name)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from resnet_lab import distributed
 
+    _check_model_name(args.model)
     ctx = distributed.init_from_env()
     try:
         data = _load_data(args, args.quiet or not ctx.is_main)
@@ -235,11 +245,10 @@ def _already_stored(store: Path, model_name: str, data, config) -> bool:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from resnet_lab import distributed, engine, models
+    from resnet_lab import distributed, engine
 
     for m in args.models:
-        if m.strip().lower() not in models.list_models():
-            models.build(m)  # raises a ValueError naming the valid choices
+        _check_model_name(m)
     ctx = distributed.init_from_env()
     try:
         data = _load_data(args, args.quiet or not ctx.is_main)

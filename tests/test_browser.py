@@ -35,6 +35,7 @@ CHAPTER = re.compile(r"0\d_\w+")
 # Pages whose kernel-free explorers the issue asks for, and the control each must have.
 EXPLORER_PAGES = {"01_vanishing_gradients": "depth", "06_cifar_resnets": "depth"}
 SCREEN_WIDTH, MAX_SCREEN_HEIGHT = 1280, 12000
+REDIRECT = re.compile(r"""http-equiv=["']?refresh["']?\s+content=["']\d+;\s*url=([^"'>]+)""", re.I)
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 
 # Figures a reader sees on a page: notebook output images and explorer charts.
@@ -158,6 +159,12 @@ def site(driver):
     report = {}
     for path in pages:
         name = _page_name(path)
+        redirect = REDIRECT.search(path.read_text(errors="replace"))
+        if redirect:
+            # The root index.html only forwards to the landing page: check where to.
+            target = (path.parent / redirect.group(1)).resolve()
+            assert target.exists(), f"{name} redirects to a missing page {redirect.group(1)}"
+            continue
         _open(driver, path.as_uri())
         images = _wait_images(driver)
         info = {
