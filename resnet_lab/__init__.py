@@ -13,28 +13,12 @@ Submodules: ``models`` (architectures), ``summary``, ``data``, ``engine`` (train
 ipywidgets controls), ``explorer`` (kernel-free explorers for the HTML book), ``cli``.
 """
 
-from importlib import import_module
-
+from resnet_lab.models import build, list_models
 from resnet_lab.notebook import glue, show_source
 from resnet_lab.runtime import Setup, pick_device, pick_tier, setup
+from resnet_lab.summary import count_macs, count_parameters, summary
 
 __version__ = "0.1.0"
-
-# Heavier names load on first use, so `import resnet_lab` stays quick (the CLI's --help too).
-_LAZY = {
-    "build": "resnet_lab.models",
-    "list_models": "resnet_lab.models",
-    "summary": "resnet_lab.summary",
-    "count_parameters": "resnet_lab.summary",
-    "count_macs": "resnet_lab.summary",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'resnet_lab' has no attribute {name!r}")
-
 
 __all__ = [
     "Setup",
@@ -46,5 +30,7 @@ __all__ = [
     "list_models",
     "pick_device",
     "pick_tier",
+    "setup",
+    "show_source",
+    "summary",
 ]
-__all__ += ["setup", "show_source", "summary"]

@@ -55,6 +55,7 @@ __all__ = [
     "GpuLoader",
     "ImageData",
     "balanced_indices",
+    "default_channels_last",
     "load_cifar",
     "load_data",
     "load_image_folder",
@@ -72,7 +73,7 @@ class DataError(ValueError):
 # ----------------------------------------------------------------------------- the dataset
 
 
-@dataclass
+@dataclass(eq=False)  # tensors have no single truth value; compare fields yourself
 class ImageData:
     """A labelled image dataset held in memory as tensors.
 
@@ -711,6 +712,12 @@ def load_data(
 # ----------------------------------------------------------------------------- the loader
 
 
+def default_channels_last(device: torch.device) -> bool:
+    """Channels-last (NHWC) pays on CUDA (tensor cores) and on CPUs (oneDNN's native layout:
+    ResNet-20 trains about 1.3x faster per core); MPS support is patchy, so not there."""
+    return device.type in ("cuda", "cpu")
+
+
 class GpuLoader:
     """Batches from a dataset held as one ``uint8`` tensor on the training device.
 
@@ -754,7 +761,9 @@ class GpuLoader:
         self.batch_size = batch_size
         self.train = train
         self.augment = augment and train
-        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
+        self.channels_last = (
+            default_channels_last(self.device) if channels_last is None else channels_last
+        )
         self.seed = seed
         self.pad = pad
         self.drop_last = drop_last
@@ -770,7 +779,10 @@ class GpuLoader:
 
     def __len__(self) -> int:
         n = len(self.labels)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        tail = n % self.batch_size
+        # Under DDP every process needs at least one image of every batch it trains on.
+        drop = self.drop_last or (self.train and self.world_size > 1 and 0 < tail < self.world_size)
+        return n // self.batch_size if drop else -(-n // self.batch_size)
 
     @property
     def num_images(self) -> int:

@@ -26,7 +26,7 @@ Every field of :class:`TrainConfig` can be overridden: ``recipe("paper", lr=0.05
 
 Hardware choices (``amp="auto"``, ``channels_last=None``): bf16 autocast on GPUs
 that support it, fp16 with gradient scaling on older GPUs (e.g. the T4), fp32 on
-CPU and Apple MPS; channels-last memory layout on CUDA. ``compile=True`` wraps the
+CPU and Apple MPS; channels-last memory layout on CUDA and CPU. ``compile=True`` wraps the
 model in ``torch.compile``. Under ``torchrun`` the model is wrapped in
 DistributedDataParallel (see :mod:`resnet_lab.distributed`).
 """
@@ -51,7 +51,7 @@ from torch import nn
 
 from resnet_lab import checkpoint as ckpt
 from resnet_lab import distributed, runtime
-from resnet_lab.data import GpuLoader, ImageData
+from resnet_lab.data import GpuLoader, ImageData, default_channels_last
 
 __all__ = [
     "RECIPES",
@@ -133,7 +133,7 @@ class TrainConfig:
     #: 'auto' (bf16 if the GPU supports it, else fp16 + gradient scaling; fp32 on CPU/MPS),
     #: 'bf16', 'fp16' or 'off'
     amp: str = "auto"
-    #: channels-last memory layout; None = on CUDA only
+    #: channels-last memory layout; None = on CUDA and CPU (not MPS)
     channels_last: bool | None = None
     #: wrap the model in torch.compile
     compile: bool = False
@@ -566,7 +566,9 @@ def train(
         device = distributed.device_for(ctx)
     device = runtime.pick_device(device)
     main = ctx.is_main
-    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
+    channels_last = (
+        default_channels_last(device) if config.channels_last is None else config.channels_last
+    )
     amp_dtype = _amp_dtype(config.amp, device)
     model.to(device)
     if channels_last:

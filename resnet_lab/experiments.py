@@ -49,9 +49,7 @@ def identity_stack(
     return stack
 
 
-def identity_inputs(
-    n: int = 128, channels: int = 16, size: int = 8, seed: int = 0
-) -> Tensor:
+def identity_inputs(n: int = 128, channels: int = 16, size: int = 8, seed: int = 0) -> Tensor:
     """Non-negative random feature maps ``relu(N(0, 1))``, shaped ``(n, channels, size, size)``.
 
     Inside a network of original blocks every block input has passed a ReLU, so the

@@ -16,6 +16,8 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
         from myst_nb import glue as _glue
     except ImportError:
         return value
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()  # numpy/torch scalars: myst-nb formats plain numbers only
     _glue(name, value, display=display)
     return value
 

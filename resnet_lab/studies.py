@@ -33,10 +33,15 @@ __all__ = [
     "PAPER_TEST_ERROR",
     "ComparisonTable",
     "depth_explorer",
+    "depth_panel",
+    "depth_takeaway",
+    "model_name",
+    "overlay_figure",
     "depth_study",
     "final_errors",
     "parse_model",
     "provenance",
+    "shortcut_path",
     "table6",
     "training_curves",
 ]
@@ -211,7 +216,7 @@ class ComparisonTable:
     note: str = ""
 
     def __str__(self) -> str:
-        widths = [max(len(c), *(len(r[c]) for r in self.rows)) for c in self.columns]
+        widths = [max([len(c), *(len(r[c]) for r in self.rows)]) for c in self.columns]
         lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))]
         lines.append("  ".join("-" * w for w in widths))
         for row in self.rows:
@@ -221,6 +226,9 @@ class ComparisonTable:
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def to_markdown(self) -> str:
         lines = ["| " + " | ".join(self.columns) + " |"]
@@ -307,3 +315,204 @@ def table6(
         "from the results store; each row gives its own data, length and device."
     )
     return ComparisonTable(columns, rows, note)
+
+
+def depth_takeaway(study: Mapping[tuple[str, int], RunRecord]) -> str:
+    """One or two sentences, in Markdown, on what the stored study shows (from its numbers only)."""
+    if not study:
+        return (
+            "The results store holds no run of the depth study yet, so there is nothing to "
+            "compare; run `resnet-lab sweep` (see the README) to add one."
+        )
+    parts = []
+    for kind in KINDS:
+        runs = sorted((d, r) for (k, d), r in study.items() if k == kind)
+        if len(runs) < 2:
+            continue
+        (d0, r0), (d1, r1) = runs[0], runs[-1]
+        e0, e1 = final_errors(r0)["train_error"], final_errors(r1)["train_error"]
+        if e0 is None or e1 is None:
+            continue
+        verb = "rises" if e1 > e0 else "falls"
+        parts.append(
+            f"the final training error of the {kind} nets {verb} from {e0:.1f}% at depth {d0} "
+            f"to {e1:.1f}% at depth {d1}"
+        )
+    both = [d for d in DEPTHS if ("plain", d) in study and ("residual", d) in study]
+    if both:
+        d = max(both)
+        p = final_errors(study[("plain", d)])["train_error"]
+        r = final_errors(study[("residual", d)])["train_error"]
+        if p is not None and r is not None:
+            word = "lower" if r < p else "higher"
+            parts.append(
+                f"at depth {d} the residual net ends {abs(p - r):.1f} points {word} than "
+                f"the plain net ({r:.1f}% against {p:.1f}%)"
+            )
+    if not parts:
+        return f"The store holds {len(study)} run(s) of the study, too few to compare depths."
+    iters = sorted({provenance(r)["iterations"] for r in study.values()})
+    text = "; ".join(parts)
+    return f"In the stored study ({', '.join(map(str, iters))} iterations per run), {text}."
+
+
+def overlay_figure(
+    study: Mapping[tuple[str, int], RunRecord],
+    live: Mapping[str, Sequence[Mapping[str, Any]]],
+    epochs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+):
+    """Live training curves (solid) over the stored ones of the same networks (dashed).
+
+    ``live`` maps ``'kind-depth'`` (e.g. ``'plain-56'``) to step records, ``epochs`` to
+    epoch records (test error dots). Returns a :class:`matplotlib.figure.Figure` made
+    without pyplot, so it is safe to draw from a training thread.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.8), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    names = list(dict.fromkeys([*live, *(epochs or {})]))
+    for i, name in enumerate(names):
+        color = f"C{i % 10}"
+        kind, _, depth = name.partition("-")
+        stored = study.get((kind, int(depth))) if depth.isdigit() else None
+        if stored is not None:
+            xs, ys = training_curves(stored)["training error"]
+            ax.plot(xs, ys, ls="--", lw=1, color=color, label=f"{name}, stored (train)")
+        steps = live.get(name, [])
+        if steps:
+            ax.plot(
+                [s["step"] for s in steps],
+                [100 * s["train_error"] for s in steps],
+                color=color,
+                lw=1.8,
+                label=f"{name}, live (train)",
+            )
+        tested = [h for h in (epochs or {}).get(name, []) if h.get("test_error") is not None]
+        if tested:
+            ax.plot(
+                [h["step"] for h in tested],
+                [100 * h["test_error"] for h in tested],
+                "o",
+                color=color,
+                label=f"{name}, live (test)",
+            )
+    ax.set_xlabel("iteration (mini-batch of 128 images)")
+    ax.set_ylabel("error (%)")
+    ax.grid(alpha=0.3)
+    if names:
+        ax.legend(fontsize="small", loc="upper right")
+    else:
+        ax.text(0.5, 0.5, "press Start to train a network", ha="center", transform=ax.transAxes)
+    return fig
+
+
+def depth_panel(
+    data: Any,
+    config: Any,
+    study: Mapping[tuple[str, int], RunRecord] | None = None,
+    device: Any = None,
+    depths: Sequence[int] = DEPTHS,
+    background: bool = True,
+):
+    """A :class:`~resnet_lab.widgets.TrainPanel` that trains the chosen plain or residual net.
+
+    Each run trains ``plain<depth>`` or ``resnet<depth>`` on ``data`` with ``config``
+    (a :class:`~resnet_lab.engine.TrainConfig`) and draws its curves over the stored
+    run of the same network. One run at a time; Stop ends a run after the current step.
+    """
+    import torch
+
+    from resnet_lab.engine import train
+    from resnet_lab.models import build
+    from resnet_lab.widgets import TrainPanel
+
+    study = {} if study is None else study
+    live: dict[str, list[dict[str, Any]]] = {}
+    panel: TrainPanel
+
+    def train_fn(depth: int, kind: str, callback) -> Any:
+        name = f"{kind}-{depth}"
+        live[name] = []
+
+        def on_step(event: str, run: Any, record: dict[str, Any]) -> None:
+            if event == "step":
+                live[name].append(dict(record))
+                panel.redraw()
+
+        torch.manual_seed(config.seed)
+        model = build(model_name(kind, depth))
+        return train(model, data, config, device=device, callbacks=[on_step, callback],
+                     progress=False, name=model_name(kind, depth))  # fmt: skip
+
+    panel = TrainPanel(
+        train_fn,
+        depths=depths,
+        kinds=KINDS,
+        plot_fn=lambda histories: overlay_figure(study, live, histories),
+        background=background,
+    )
+    panel.live = live  # type: ignore[attr-defined]
+    panel.redraw()
+    return panel
+
+
+def model_name(kind: str, depth: int) -> str:
+    """The registry name of a study network: ``('plain', 20)`` -> ``'plain20'``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    return f"{'resnet' if kind == 'residual' else 'plain'}{depth}"
+
+
+def shortcut_path(model: Any, x: Any) -> dict[str, list[float]]:
+    """How far each block of ``model`` is from ``x + F(x)`` (He et al. 2016b, Eqs. 3-4).
+
+    For every block whose shortcut is the identity (same shape in and out), with a
+    forward pass in train mode on ``x``:
+
+    - ``deviation``: ``||out - (x + F(x))|| / ||x + F(x)||``, what the operation after
+      the addition changes (the ReLU of the original unit; exactly 0 for pre-activation);
+    - ``clipped``: the fraction of elements of ``x + F(x)`` that the block does not pass on.
+
+    Returns ``{'deviation': [...], 'clipped': [...], 'unrolled': [...]}``, where
+    ``unrolled`` holds per stage ``||x_L - (x_l + sum_i F(x_i))|| / ||x_L||``: zero when
+    the stage's output is its input plus the sum of its residual functions (Eq. 4).
+    The model is measured on a copy, so its BatchNorm statistics stay as they were.
+    """
+    import copy
+
+    import torch
+
+    from resnet_lab.models import residual_blocks
+
+    net = copy.deepcopy(model).train()
+    records: list[tuple[str, Any, Any, Any]] = []
+
+    def hook(name: str):
+        def fn(module: Any, args: tuple, out: Any) -> None:
+            inp = args[0]
+            if module.use_shortcut and inp.shape == out.shape and module.downsample is None:
+                records.append((name, inp, module.residual(inp), out))
+
+        return fn
+
+    handles = [b.register_forward_hook(hook(n)) for n, b in residual_blocks(net)]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    deviation, clipped = [], []
+    stages: dict[str, list[tuple[Any, Any, Any]]] = {}
+    for name, inp, fx, out in records:
+        summed = inp + fx
+        deviation.append(float((out - summed).norm() / summed.norm().clamp_min(1e-12)))
+        clipped.append(float((out != summed).float().mean()))
+        stages.setdefault(name.split(".")[0], []).append((inp, fx, out))
+    unrolled = []
+    for blocks in stages.values():
+        x_l, x_L = blocks[0][0], blocks[-1][2]
+        total_f = sum(fx for _, fx, _ in blocks)
+        unrolled.append(float((x_L - (x_l + total_f)).norm() / x_L.norm().clamp_min(1e-12)))
+    return {"deviation": deviation, "clipped": clipped, "unrolled": unrolled}

@@ -211,3 +211,18 @@ def test_amp_choice_by_hardware():
     assert E._amp_dtype("auto", cpu) is None  # fp32 on CPU
     assert E._amp_dtype("bf16", cpu) is torch.bfloat16
     assert E._amp_dtype("off", torch.device("cuda")) is None
+
+
+class _OomNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 10)
+
+    def forward(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_out_of_memory_names_a_smaller_batch_size(data):
+    with pytest.raises(E.OutOfMemory, match=r"batch size 32.*batch_size=16") as info:
+        E.train(_OomNet(), data, small(), progress=False)
+    assert info.value.run.status == "out_of_memory"

@@ -56,8 +56,17 @@ def sample_record() -> dict:
         "date": "2026-01-01T00:00:00+00:00",
         "tags": ["depth-study"],
         "history": [
-            {"epoch": 1, "step": 391, "train_loss": 1.5, "train_error": 0.5, "test_loss": 1.2,
-             "test_error": 0.4, "lr": 0.001, "images_per_sec": 500.0, "wall_time": 100.0}
+            {
+                "epoch": 1,
+                "step": 391,
+                "train_loss": 1.5,
+                "train_error": 0.5,
+                "test_loss": 1.2,
+                "test_error": 0.4,
+                "lr": 0.001,
+                "images_per_sec": 500.0,
+                "wall_time": 100.0,
+            }
         ],  # fmt: skip
         "final": {"train_error": 0.5, "test_error": 0.4, "test_loss": 1.2},
     }
@@ -139,6 +148,10 @@ def test_depth_study_runs_are_labelled(path: Path) -> None:
     assert rec["recipe"]["recipe"] == "paper"
 
 
-def test_depth_study_has_one_run_per_model_and_seed() -> None:
-    keys = [(r["model"], r["seed"], r.variant) for r in results.list_runs(tag="depth-study")]
-    assert len(keys) == len(set(keys)), "a (model, seed, data) run is stored twice"
+def test_depth_study_has_one_run_per_model_seed_and_recipe() -> None:
+    """`resnet-lab sweep` skips stored runs; a second copy of one would double-count it."""
+    keys = [
+        (r["model"], r["seed"], r.variant, json.dumps(r["recipe"], sort_keys=True))
+        for r in results.list_runs(STORE, tag="depth-study")
+    ]
+    assert len(keys) == len(set(keys)), "a (model, seed, data, recipe) run is stored twice"

@@ -44,7 +44,8 @@ def execute(path: Path, timeout: int) -> float:
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
-        store_widget_state=False,
+        # True, or nbclient fails on cells that display widgets; tidy() drops the state.
+        store_widget_state=True,
     )
     start = time.perf_counter()
     client.execute()

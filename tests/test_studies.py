@@ -1,0 +1,174 @@
+"""The depth study readers of chapter 6 and the shortcut measurement of chapter 7."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import resnet_lab as rl
+from resnet_lab import studies
+from resnet_lab.results import SCHEMA, list_runs, save_run
+
+
+def record(
+    model: str,
+    steps: int = 391,
+    train_error: float = 0.5,
+    test_error: float = 0.6,
+    train_size: int = 50_000,
+    tags: tuple[str, ...] = ("depth-study",),
+    status: str = "completed",
+    date: str = "2026-01-01T00:00:00+00:00",
+    uid: str = "a",
+) -> dict:
+    """A valid run record (the schema of resnet_lab.results) with a simple history."""
+    every = max(1, steps // 10)
+    step_records = [
+        {"step": s, "epoch": s / steps, "train_error": 0.9 - (0.9 - train_error) * s / steps}
+        for s in range(every, steps + 1, every)
+    ]
+    return {
+        "schema": SCHEMA,
+        "id": f"{model}-{uid}",
+        "run_uid": f"{model}-{uid}",
+        "model": model,
+        "data": {"variant": "cifar10-jpeg", "train_size": train_size, "test_size": 10_000},
+        "recipe": {"recipe": "paper", "batch_size": 128, "epochs": 1},
+        "seed": 0,
+        "epochs": 1,
+        "status": status,
+        "device": "cpu (test)",
+        "versions": {},
+        "code_version": "abc",
+        "date": date,
+        "tags": list(tags),
+        "history": [
+            {
+                "epoch": 1,
+                "step": steps,
+                "train_loss": 1.0,
+                "train_error": train_error,
+                "test_loss": 1.0,
+                "test_error": test_error,
+                "lr": 0.1,
+                "images_per_sec": 100.0,
+                "wall_time": 1.0,
+            }
+        ],
+        "steps": step_records,
+        "final": {"train_error": train_error, "test_error": test_error, "test_loss": 1.0},
+    }
+
+
+@pytest.fixture
+def store(tmp_path):
+    save_run(record("plain20", train_error=0.40), tmp_path)
+    save_run(record("plain56", train_error=0.55), tmp_path)
+    save_run(record("resnet20", train_error=0.42), tmp_path)
+    save_run(record("resnet56", train_error=0.35), tmp_path)
+    # A longer run of resnet56 represents it; other tags and models are ignored.
+    save_run(record("resnet56", steps=782, train_error=0.30, uid="b"), tmp_path)
+    save_run(record("resnet32", tags=("other",), train_error=0.1), tmp_path)
+    save_run(record("preact_resnet110"), tmp_path)
+    return tmp_path
+
+
+def test_parse_and_name():
+    assert studies.parse_model("resnet110") == ("residual", 110)
+    assert studies.parse_model("plain20") == ("plain", 20)
+    assert studies.parse_model("preact_resnet110") is None
+    assert studies.model_name("plain", 56) == "plain56"
+    with pytest.raises(ValueError, match="kind must be one of"):
+        studies.model_name("dense", 20)
+
+
+def test_depth_study_picks_one_run_per_network(store):
+    study = studies.depth_study(store=store)
+    assert set(study) == {("plain", 20), ("plain", 56), ("residual", 20), ("residual", 56)}
+    assert studies.provenance(study[("residual", 56)])["iterations"] == 782
+    assert studies.final_errors(study[("residual", 56)])["train_error"] == pytest.approx(30.0)
+    assert studies.depth_study(store=store / "empty") == {}
+
+
+def test_training_curves_in_percent_against_iterations(store):
+    rec = studies.depth_study(store=store)[("plain", 20)]
+    curves = studies.training_curves(rec, points=4)
+    xs, ys = curves["training error"]
+    assert len(xs) <= 5 and xs[-1] == 390  # thinned, the last point kept
+    assert ys[-1] == pytest.approx(100 * (0.9 - 0.5 * 390 / 391), rel=1e-6)
+    assert curves["test error"] == ([391.0], [60.0])
+
+
+def test_depth_explorer(store):
+    explorer = studies.depth_explorer(studies.depth_study(store=store))
+    assert explorer.default == "56|plain"
+    assert set(explorer.data) == {"20|plain", "56|plain", "20|residual", "56|residual"}
+    assert "110" in explorer.controls["depth"]  # offered, shown as not computed
+    assert "test error" in explorer.data["20|residual"]
+    assert "cifar10-jpeg" in explorer.to_html()
+    assert studies.depth_explorer({}) is None
+
+
+def test_table6_published_and_measured_with_provenance(store, tmp_path):
+    save_run(record("resnet110", train_size=2000, uid="sub"), store)  # a subset: not comparable
+    table = studies.table6(store=store)
+    rows = {r["network"]: r for r in table.rows}
+    assert rows["ResNet-20"]["test error, paper (%)"] == "8.75"
+    assert rows["ResNet-20"]["test error, ours (%)"] == "60.00"
+    assert rows["ResNet-56"]["iterations"] == "782"
+    assert rows["ResNet-56"]["device"] == "cpu (test)"
+    assert rows["ResNet-110"]["test error, ours (%)"] == "not measured"
+    assert rows["ResNet-110"]["test error, paper (%)"].startswith("6.43")
+    assert rows["ResNet-1202"]["test error, paper (%)"] == "7.93"
+    assert "plain-56" in rows and "plain-110" not in rows
+    assert "ResNet-56" in str(table) and "<table>" in table._repr_html_()
+    assert table.to_markdown().count("\n| ResNet") == 6
+
+
+def test_depth_takeaway_from_numbers(store):
+    text = studies.depth_takeaway(studies.depth_study(store=store))
+    assert "plain nets rises from 40.0% at depth 20 to 55.0% at depth 56" in text
+    assert "residual nets falls from 42.0% at depth 20 to 30.0% at depth 56" in text
+    assert "25.0 points lower" in text
+    assert "no run of the depth study" in studies.depth_takeaway({})
+
+
+def test_shortcut_path_identity_only_for_preactivation():
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    original = rl.build("resnet20")
+    before = {k: v.clone() for k, v in original.state_dict().items()}
+    pre = rl.build("cifar_preact_resnet", depth=20)
+    p_orig, p_pre = studies.shortcut_path(original, x), studies.shortcut_path(pre, x)
+    assert len(p_orig["deviation"]) == len(p_pre["deviation"]) == 7  # 9 blocks, 2 downsample
+    assert min(p_orig["clipped"]) > 0.01 and min(p_orig["unrolled"]) > 0.05
+    assert max(p_pre["deviation"]) < 1e-6 and max(p_pre["unrolled"]) < 1e-5
+    assert max(p_pre["clipped"]) < 0.01  # only float rounding differs
+    for k, v in original.state_dict().items():
+        assert torch.equal(v, before[k]), k  # measured on a copy
+
+
+@pytest.mark.slow
+def test_depth_panel_trains_and_overlays(store):
+    from resnet_lab.data import load_data
+    from resnet_lab.engine import recipe
+
+    data = load_data("synthetic", train_per_class=8, test_per_class=2)
+    config = recipe("paper", epochs=1, batch_size=40, log_every_steps=1)
+    study = studies.depth_study(store=store)
+    panel = studies.depth_panel(data, config, study, device="cpu", background=False)
+    panel.depth.value, panel.kind.value = 20, "residual"
+    panel.start.click()
+    assert panel.error is None, panel.error
+    assert not panel.running and not panel.start.disabled
+    assert len(panel.live["residual-20"]) == 2  # 80 images, batches of 40
+    assert panel.histories["residual-20"][-1]["step"] == 2
+    fig = studies.overlay_figure(study, panel.live, panel.histories)
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels == [
+        "residual-20, stored (train)",
+        "residual-20, live (train)",
+        "residual-20, live (test)",
+    ]
+    assert list_runs(store, model="resnet20")  # the live run is not saved into the store
+    assert len(list_runs(store, model="resnet20")) == 1
