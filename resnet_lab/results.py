@@ -53,18 +53,29 @@ __all__ = [
 
 SCHEMA = "resnet_lab.run/1"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+# pyproject.toml ships the repository's results/ inside the wheel under this name.
+_PACKAGED_STORE = Path(__file__).resolve().parent / "stored_results"
 
 
 def default_store() -> Path:
-    """``RESNET_LAB_RESULTS`` if set, else the repository's ``results/`` (editable installs),
-    else ``results/`` in the current folder."""
+    """Where runs are read from: ``RESNET_LAB_RESULTS`` if set, else the repository's
+    ``results/`` (a checkout), else the copy shipped inside the installed package
+    (``pip install`` from git, as in Colab), else ``results/`` in the current folder."""
     env = os.environ.get("RESNET_LAB_RESULTS")
     if env:
         return Path(env).expanduser()
     repo = _REPO_ROOT / "results"
     if repo.is_dir() and (_REPO_ROOT / "pyproject.toml").is_file():
         return repo
+    if _PACKAGED_STORE.is_dir():
+        return _PACKAGED_STORE
     return Path.cwd() / "results"
+
+
+def _writable_store() -> Path:
+    """Where runs are saved by default: never into the read-only copy inside site-packages."""
+    store = default_store()
+    return Path.cwd() / "results" if store == _PACKAGED_STORE else store
 
 
 DEFAULT_STORE = default_store()
@@ -286,7 +297,7 @@ def save_run(run: Run | dict[str, Any], store: str | os.PathLike | None = None) 
     """
     record = dict(run) if isinstance(run, dict) else record_from_run(run)
     validate(record)
-    folder = Path(store) if store is not None else default_store()
+    folder = Path(store) if store is not None else _writable_store()
     path = folder / f"{_slug(record['id'])}.json"
     if path.exists():
         try:

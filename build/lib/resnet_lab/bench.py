@@ -1,0 +1,202 @@
+"""Training throughput: this engine against a standard torchvision pipeline, side by side.
+
+``resnet-lab bench resnet20`` trains the same model with the same optimizer and
+precision twice, in one process, alternating timed rounds so that a busy machine
+slows both alike:
+
+engine
+    the dataset as one ``uint8`` tensor on the device, crop + flip + normalise on
+    whole batches (:class:`resnet_lab.data.GpuLoader`), channels-last memory
+    layout on CUDA and CPU (the engine's defaults).
+reference
+    what most CIFAR training scripts do: a ``torchvision.datasets.CIFAR10``-style
+    dataset of PIL images with ``RandomCrop(32, padding=4)``,
+    ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize()`` applied per image
+    by a ``DataLoader`` (``num_workers=2``, pinned memory on CUDA).
+
+Model, optimizer and precision are the same; the data pipeline and the memory
+layout differ, so the ratio is what the engine's choices buy on this machine (on a
+CPU, where the model's arithmetic dominates, mostly the layout; on a GPU, mostly
+the loader). Warm-up steps (worker start-up, kernel selection) are not timed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from resnet_lab import runtime
+
+__all__ = ["BenchResult", "bench"]
+
+
+@dataclass
+class BenchResult:
+    """Images per second of both pipelines (timed steps only) and their ratio."""
+
+    model: str
+    device: str
+    batch_size: int
+    steps: int
+    rounds: int
+    data: str
+    workers: int
+    engine_ips: float
+    reference_ips: float
+    compiled: bool = False
+    amp: str = "off"
+    channels_last: bool = False
+
+    @property
+    def ratio(self) -> float:
+        return self.engine_ips / self.reference_ips
+
+    def __str__(self) -> str:
+        extra = ", torch.compile" if self.compiled else ""
+        cl = ", channels-last" if self.channels_last else ""
+        return (
+            f"{self.model} training on {self.device}, batch {self.batch_size}, data {self.data}, "
+            f"{self.rounds} x {self.steps} timed steps per pipeline, precision {self.amp}{extra}\n"
+            f"  engine (GpuLoader, whole-batch augmentation{cl}): {self.engine_ips:8.1f} img/s\n"
+            f"  reference (DataLoader, {self.workers} workers, per-image PIL): "
+            f"{self.reference_ips:8.1f} img/s\n"
+            f"  ratio engine / reference: {self.ratio:.2f}x"
+        )
+
+
+class _PilDataset(torch.utils.data.Dataset):
+    """Like torchvision.datasets.CIFAR10: HWC uint8 array in memory, a PIL image per item."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable):
+        self.data = images.permute(0, 2, 3, 1).contiguous().numpy()
+        self.targets = labels.tolist()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.data[i])), self.targets[i]
+
+
+def _reference_batches(data, batch_size: int, workers: int, device: torch.device) -> Iterator:
+    from torchvision import transforms as T
+
+    transform = T.Compose([
+        T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+        T.Normalize(data.mean, data.std),
+    ])  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        _PilDataset(data.train_x, data.train_y, transform), batch_size=batch_size, shuffle=True,
+        num_workers=workers, drop_last=True, pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )  # fmt: skip
+    while True:
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def _engine_batches(data, batch_size: int, device: torch.device, channels_last: bool) -> Iterator:
+    from resnet_lab.data import GpuLoader
+
+    loader = GpuLoader(data.train_x, data.train_y, batch_size, True, data.mean, data.std, device,
+                       channels_last=channels_last, drop_last=True)  # fmt: skip
+    epoch = 0
+    while True:
+        loader.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def bench(
+    model_name: str,
+    batch_size: int = 128,
+    steps: int = 20,
+    warmup: int = 3,
+    rounds: int = 2,
+    device: str | torch.device | None = None,
+    data: str = "auto",
+    workers: int = 2,
+    compile: bool = False,
+    amp: str = "auto",
+) -> BenchResult:
+    """Training images/s of the engine and of the reference pipeline for ``model_name``."""
+    from resnet_lab.data import DataError, default_channels_last, load_data
+    from resnet_lab.engine import _amp_dtype, _autocast
+    from resnet_lab.models import build
+
+    if steps < 1 or rounds < 1 or warmup < 0 or batch_size < 1:
+        raise ValueError("steps, rounds and batch_size must be positive, warmup at least 0")
+    device = runtime.pick_device(device)
+    per_class = max(2, -(-batch_size * 4 // 10))  # a few batches' worth, balanced
+    try:
+        ds = load_data(data, train_per_class=per_class, test_per_class=1, progress=False)
+    except DataError:
+        ds = load_data("synthetic", train_per_class=per_class, test_per_class=1)
+    amp_dtype = _amp_dtype(amp, device)
+    channels_last = default_channels_last(device)
+
+    def setup(compiled: bool, channels_last: bool):
+        torch.manual_seed(0)
+        model = build(model_name, num_classes=ds.num_classes).to(device)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+        fwd = torch.compile(model) if compiled else model
+        loss_fn = nn.CrossEntropyLoss()
+        scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+
+        def step(x: torch.Tensor, y: torch.Tensor) -> None:
+            with _autocast(device, amp_dtype):
+                loss = loss_fn(fwd(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+
+        return model, step
+
+    pipelines = {
+        "engine": (
+            setup(compile, channels_last),
+            _engine_batches(ds, batch_size, device, channels_last),
+        ),
+        # The standard script: default (NCHW) layout, same model, optimizer and precision.
+        "reference": (setup(False, False), _reference_batches(ds, batch_size, workers, device)),
+    }
+    elapsed = dict.fromkeys(pipelines, 0.0)
+    for _ in range(rounds):
+        for name, ((model, step), batches) in pipelines.items():
+            model.train()
+            for _ in range(warmup):
+                step(*next(batches))
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step(*next(batches))
+            _sync(device)
+            elapsed[name] += time.perf_counter() - t0
+    n = rounds * steps * batch_size
+    return BenchResult(
+        model=model_name, device=runtime.device_name(device), batch_size=batch_size, steps=steps,
+        rounds=rounds, data=ds.variant, workers=workers, engine_ips=n / elapsed["engine"],
+        reference_ips=n / elapsed["reference"], compiled=compile, channels_last=channels_last,
+        amp=str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
+    )  # fmt: skip

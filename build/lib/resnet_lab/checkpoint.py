@@ -1,0 +1,89 @@
+"""Training checkpoints: atomic, resumable, and loadable with ``torch.load(weights_only=True)``.
+
+A checkpoint is a plain dictionary of tensors and Python scalars, strings, lists
+and dicts (no pickled classes), so loading it never runs foreign code::
+
+    state = torch.load("runs/resnet20/checkpoint.pt", weights_only=True)
+    model.load_state_dict(state["model"])
+
+Keys: ``format`` (``resnet_lab.checkpoint/1``), ``model`` (state dict),
+``optimizer``, ``scaler`` (fp16 gradient scaler, may be empty), ``config`` (the
+:class:`~resnet_lab.engine.TrainConfig` as a dict), ``progress`` (step, epoch,
+batch within the epoch, partial-epoch sums), ``history``, ``steps`` (per-step
+records), ``run`` (model name, id, date, data provenance), ``rng`` (CPU and CUDA
+generator states as tensors) and ``wall_time``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resnet_lab.io import atomic_torch_save
+
+__all__ = [
+    "FORMAT",
+    "CheckpointError",
+    "load_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
+
+FORMAT = "resnet_lab.checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, foreign, or does not fit the run resuming it."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"checkpoint {self.path.name}: {reason}")
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``state`` (plus the format tag) atomically; an interrupted save keeps the old file."""
+    return atomic_torch_save({"format": FORMAT, **state}, path)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Load and check a checkpoint with ``weights_only=True``; errors name the file and the cause."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such file; train without --resume to start a new run")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
+        raise CheckpointError(path, f"unreadable or not a weights-only checkpoint ({exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            path, f"not a resnet_lab checkpoint (format {found!r}, expected {FORMAT!r})"
+        )
+    missing = {"model", "optimizer", "config", "progress", "history"} - set(state)
+    if missing:
+        raise CheckpointError(path, f"incomplete, missing {sorted(missing)}")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """The global CPU (and CUDA) random generator states, as tensors."""
+    out: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore states saved by :func:`rng_state` (CUDA states only where GPUs are present)."""
+    if "cpu" in state:
+        torch.set_rng_state(state["cpu"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = list(state["cuda"])[: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])

@@ -1,0 +1,336 @@
+"""``resnet-lab``: train, sweep, benchmark and inspect ResNets from the command line.
+
+Examples::
+
+    resnet-lab train resnet20 --recipe fast --epochs 5             # CIFAR-10 (or RESNET_LAB_DATA)
+    resnet-lab train resnet110 --recipe paper --resume             # paper schedule, resumable
+    torchrun --nproc_per_node 4 -m resnet_lab.cli train resnet56   # several GPUs
+    resnet-lab sweep --models plain20 resnet20 --seeds 0 1 2 --epochs 10
+    resnet-lab bench resnet20 --batch-size 128
+    resnet-lab info resnet56
+
+Mistakes in the arguments (an unknown model, a missing data path) print one line
+on stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(ValueError):
+    """A mistake on the command line."""
+
+
+def _default_store() -> Path:
+    return Path(os.environ.get("RESNET_LAB_RESULTS") or "results")
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="auto",
+                   help="auto, cifar10, cifar100, synthetic, or an image folder (directory or .zip); "
+                        "auto uses RESNET_LAB_DATA, then official CIFAR-10 (default: %(default)s)")  # fmt: skip
+    g.add_argument(
+        "--subset",
+        type=int,
+        metavar="N",
+        help="train on a class-balanced subset of N images per class",
+    )
+    g.add_argument(
+        "--test-subset",
+        type=int,
+        metavar="N",
+        help="evaluate on a class-balanced subset of N test images per class",
+    )
+    g.add_argument("--no-download", action="store_true", help="never download datasets")
+    g = p.add_argument_group("recipe (any field overrides the recipe's value)")
+    g.add_argument("--recipe", default="fast", choices=["fast", "paper"],
+                   help="fast: one-cycle, label smoothing; paper: He et al. 2016 §4.2 "
+                        "(default: %(default)s)")  # fmt: skip
+    g.add_argument("--epochs", type=int, help="passes over the training set")
+    g.add_argument("--iterations", type=int, help="optimizer steps (the paper: 64000)")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="peak learning rate")
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--schedule", choices=["multistep", "onecycle", "cosine", "constant"])
+    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--warmup-steps", type=int, help="steps at the warm-up lr (paper: 400)")
+    g.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
+    g.add_argument("--compile", action="store_true", default=None, help="use torch.compile")
+    g.add_argument("--deterministic", action="store_true", default=None,
+                   help="deterministic algorithms (exactly reproducible on CPU)")  # fmt: skip
+    g.add_argument("--grad-norms", action="store_true", default=None,
+                   help="record per-layer gradient norms each epoch")  # fmt: skip
+    g.add_argument("--log-every", type=int, dest="log_every_steps", metavar="STEPS",
+                   help="record a step entry every STEPS steps")  # fmt: skip
+    g = p.add_argument_group("run")
+    g.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: best available)")
+    g.add_argument("--output", type=Path, metavar="DIR",
+                   help="folder for checkpoints (default: runs/<model>-<data>-<recipe>-<length>-s<seed>)")  # fmt: skip
+    g.add_argument("--resume", action="store_true", help="continue from the checkpoint in --output")
+    g.add_argument("--store", type=Path, default=None, metavar="DIR",
+                   help="results store (default: $RESNET_LAB_RESULTS or ./results)")  # fmt: skip
+    g.add_argument("--no-store", action="store_true", help="do not save the run in the store")
+    g.add_argument("--tag", action="append", default=[], help="tag the stored run (repeatable)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from resnet_lab import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="resnet-lab",
+        description="Train, sweep, benchmark and inspect the ResNets of He et al. (2016).",
+        epilog="Run `resnet-lab COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"resnet-lab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("train", help="train one model and save the run in the results store",
+                       description="Train one model; the run is saved in the results store.")  # fmt: skip
+    p.add_argument(
+        "model", help="model name, e.g. resnet20, plain56, resnet110 (see `info --list`)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for initialisation and data order")
+    _add_training_args(p)
+
+    p = sub.add_parser("sweep", help="train several models and seeds into the results store",
+                       description="Train every model with every seed; runs already in the store "
+                                   "are skipped, so an interrupted sweep can be started again.")  # fmt: skip
+    p.add_argument("--models", nargs="+", required=True, metavar="MODEL")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED")
+    _add_training_args(p)
+
+    p = sub.add_parser("bench", help="training images/s: this engine vs a torchvision DataLoader",
+                       description="Train a few steps with this engine and with a reference "
+                                   "torchvision pipeline (DataLoader + per-image transforms), "
+                                   "in one process, and print images per second and their ratio.")  # fmt: skip
+    p.add_argument("model", help="model name, e.g. resnet20")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per pipeline")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--rounds", type=int, default=2, help="alternating timed rounds per pipeline")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference")
+    p.add_argument("--data", default="auto", help="as for train; synthetic if none is found")
+    p.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    p.add_argument("--compile", action="store_true", help="also torch.compile the engine's model")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto")
+
+    p = sub.add_parser("info", help="model summary: stages, shapes, parameters, multiply-adds",
+                       description="Print a model's stages, output shapes, parameters and MACs.")  # fmt: skip
+    p.add_argument("model", nargs="?", help="model name (omit with --list)")
+    p.add_argument("--list", action="store_true", help="list every model name")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--input-size", type=int, nargs="+", metavar="N",
+                   help="input size C H W (default: 3 32 32 for CIFAR nets, 3 224 224 for ImageNet)")  # fmt: skip
+    return parser
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = ["epochs", "iterations", "batch_size", "lr", "weight_decay", "momentum", "schedule",
+             "label_smoothing", "warmup_steps", "amp", "compile", "deterministic", "grad_norms",
+             "log_every_steps"]  # fmt: skip
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def _load_data(args: argparse.Namespace, quiet: bool):
+    from resnet_lab.data import load_data
+
+    return load_data(
+        args.data, download=not args.no_download, train_per_class=args.subset,
+        test_per_class=args.test_subset, progress=not quiet,
+    )  # fmt: skip
+
+
+def _build(name: str, num_classes: int):
+    from resnet_lab.models import build
+
+    return build(name, num_classes=num_classes)
+
+
+def _train_one(args, model_name: str, seed: int, data, store: Path | None, ctx) -> Any:
+    import torch
+
+    from resnet_lab import distributed, engine
+
+    config = engine.recipe(args.recipe, seed=seed, **_config_overrides(args))
+    torch.manual_seed(seed)
+    model = _build(model_name, data.num_classes)
+    length = f"e{config.epochs}" if config.epochs is not None else f"i{config.iterations}"
+    output = (
+        args.output
+        or Path("runs") / f"{model_name}-{data.variant}-{config.recipe}-{length}-s{seed}"
+    )
+    if args.output is not None and getattr(args, "command", "") == "sweep":
+        output = args.output / f"{model_name}-{data.variant}-{config.recipe}-{length}-s{seed}"
+    checkpoint = output / "checkpoint.pt"
+    if not args.resume and checkpoint.exists() and args.command == "train":
+        raise UsageError(
+            f"{checkpoint} already exists: add --resume to continue that run, or choose "
+            "another --output"
+        )
+    device = args.device or distributed.device_for(ctx)
+    run = engine.train(
+        model, data, config, device=device, progress=not args.quiet and ctx.is_main,
+        checkpoint=checkpoint, resume=args.resume or args.command == "sweep", store=store,
+        name=model_name, tags=args.tag,
+    )  # fmt: skip
+    return run
+
+
+def _check_model_name(name: str) -> None:
+    import torch
+
+    from resnet_lab.models import build
+
+    with torch.device("meta"):  # no memory, no time: only the name is checked
+        build(name)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from resnet_lab import distributed
+
+    _check_model_name(args.model)
+    ctx = distributed.init_from_env()
+    try:
+        data = _load_data(args, args.quiet or not ctx.is_main)
+        store = None if args.no_store else (args.store or _default_store())
+        run = _train_one(args, args.model, args.seed, data, store, ctx)
+        return _report(run, ctx)
+    finally:
+        distributed.cleanup()
+
+
+def _report(run, ctx) -> int:
+    if not ctx.is_main:
+        return 0 if run.status in ("completed", "stopped") else EXIT_INTERRUPTED
+    f = run.final
+    te = f"{f['test_error']:.4f}" if f["test_error"] is not None else "n/a"
+    print(f"{run.model_name} on {run.variant}: {run.status} after {run.epochs} epochs, "
+          f"test error {te}")  # fmt: skip
+    if run.path is not None:
+        print(f"saved {run.path}")
+    if run.status == "interrupted":
+        print(run.message, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _already_stored(store: Path, model_name: str, data, config) -> bool:
+    from resnet_lab import results
+
+    want = config.to_dict()
+    for rec in results.list_runs(store, model=model_name, variant=data.variant, seed=config.seed,
+                                 status="completed"):  # fmt: skip
+        if rec["recipe"] == want and rec["data"].get("train_size") == len(data.train_y):
+            return True
+    return False
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from resnet_lab import distributed, engine
+
+    for m in args.models:
+        _check_model_name(m)
+    ctx = distributed.init_from_env()
+    try:
+        data = _load_data(args, args.quiet or not ctx.is_main)
+        store = args.store or _default_store()
+        if args.no_store:
+            raise UsageError("sweep saves every run in the store; drop --no-store")
+        code = 0
+        for model_name in args.models:
+            for seed in args.seeds:
+                config = engine.recipe(args.recipe, seed=seed, **_config_overrides(args))
+                if _already_stored(store, model_name, data, config):
+                    if ctx.is_main:
+                        print(f"skip {model_name} seed {seed}: already in {store}")
+                    continue
+                run = _train_one(args, model_name, seed, data, store, ctx)
+                code = _report(run, ctx)
+                if code:
+                    return code
+        return code
+    finally:
+        distributed.cleanup()
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from resnet_lab.bench import bench
+
+    result = bench(
+        args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+        rounds=args.rounds, device=args.device, data=args.data, workers=args.workers,
+        compile=args.compile, amp=args.amp,
+    )  # fmt: skip
+    print(result)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from resnet_lab.models import build, list_models
+
+    if args.list or not args.model:
+        if not args.list:
+            raise UsageError("give a model name, or --list to see them all")
+        print("\n".join(list_models()))
+        return 0
+    from resnet_lab.engine import model_depth
+    from resnet_lab.summary import summary
+
+    kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    model = build(args.model, **kwargs)
+    size = None
+    if args.input_size:
+        if len(args.input_size) != 3:
+            raise UsageError("--input-size takes three numbers: C H W")
+        size = (1, *args.input_size)
+    print(summary(model, input_size=size))
+    print(f"depth (weighted layers on the main path): {model_depth(model)}")
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "sweep": _cmd_sweep, "bench": _cmd_bench, "info": _cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``resnet-lab`` command; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)  # exits with status 2 on bad arguments
+    from resnet_lab.engine import OutOfMemory, TrainingDiverged
+
+    try:
+        return COMMANDS[args.command](args)
+    except TrainingDiverged as exc:
+        print(f"resnet-lab: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OutOfMemory as exc:
+        print(f"resnet-lab: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ValueError as exc:  # user mistakes: bad names, paths, settings
+        print(f"resnet-lab {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("resnet-lab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # python -m resnet_lab.cli (torchrun -m resnet_lab.cli ...)
+    sys.exit(main())

@@ -1,0 +1,893 @@
+"""The training engine: SGD recipes, mixed precision, live history, checkpoints, resumable runs.
+
+One function trains every network in the book::
+
+    data = rl.data.load_data()                     # CIFAR-10 (or the offline copy)
+    model = rl.build("resnet20")
+    run = rl.engine.train(model, data, rl.engine.recipe("fast", epochs=5))
+    run.history[-1]["test_error"]
+
+Recipes (:func:`recipe`):
+
+``paper``
+    He et al. (2016, §4.2): SGD, momentum 0.9, weight decay 1e-4, batch 128,
+    lr 0.1 divided by 10 at 32k and 48k iterations, 64k iterations in all. Nets of
+    110 layers and deeper start at lr 0.01 "until the training error is below 80%
+    (about 400 iterations)": implemented as the first 400 iterations at 0.01.
+    ``epochs=`` turns the recipe into a shorter run whose milestones stay at the
+    same fractions (1/2 and 3/4) of training; the 400-iteration warm-up is kept.
+``fast``
+    For short budgets (minutes on a GPU, one epoch on a CPU): a one-cycle
+    schedule (Smith & Topin, 2019), linear rise to lr 0.2 over the first quarter of
+    training then linear decay to zero, Nesterov momentum 0.9, weight decay 5e-4,
+    label smoothing 0.1 (Szegedy et al., 2016), batch 128, 10 epochs.
+
+Every field of :class:`TrainConfig` can be overridden: ``recipe("paper", lr=0.05)``.
+
+Hardware choices (``amp="auto"``, ``channels_last=None``): bf16 autocast on GPUs
+that support it, fp16 with gradient scaling on older GPUs (e.g. the T4), fp32 on
+CPU and Apple MPS; channels-last memory layout on CUDA and CPU. ``compile=True`` wraps the
+model in ``torch.compile``. Under ``torchrun`` the model is wrapped in
+DistributedDataParallel (see :mod:`resnet_lab.distributed`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resnet_lab import checkpoint as ckpt
+from resnet_lab import distributed, runtime
+from resnet_lab.data import GpuLoader, ImageData, default_channels_last
+
+__all__ = [
+    "RECIPES",
+    "OutOfMemory",
+    "Run",
+    "StopTraining",
+    "TrainConfig",
+    "TrainingDiverged",
+    "evaluate",
+    "lr_at",
+    "model_depth",
+    "recipe",
+    "train",
+]
+
+SCHEDULES = ("multistep", "onecycle", "cosine", "constant")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+# Fields that may differ when a run is resumed: they do not change what is computed.
+_RESUME_FREE = {"log_every_steps", "eval_batch_size", "compile", "checkpoint_every", "amp"}
+
+
+class StopTraining(Exception):  # noqa: N818 - a signal, not an error
+    """Raise from a callback to end training cleanly (the run is marked ``stopped``)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite. ``.run`` holds the history up to that point."""
+
+    def __init__(self, message: str, run: Run):
+        super().__init__(message)
+        self.run = run
+
+
+class OutOfMemory(ValueError):
+    """The GPU ran out of memory; the message names a batch size to try. ``.run`` is attached."""
+
+    def __init__(self, message: str, run: Run):
+        super().__init__(message)
+        self.run = run
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides how a network is trained (stored with every result).
+
+    Length: exactly one of ``epochs`` or ``iterations`` (optimizer steps).
+    """
+
+    recipe: str = "custom"
+    #: passes over the training set (mutually exclusive with ``iterations``)
+    epochs: int | None = 10
+    #: optimizer steps in all; the paper counts iterations (64k)
+    iterations: int | None = None
+    #: global batch size (split across processes under torchrun)
+    batch_size: int = 128
+    #: peak learning rate
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    #: 'multistep' (paper), 'onecycle', 'cosine' or 'constant'
+    schedule: str = "multistep"
+    #: multistep: fractions of training where lr is multiplied by ``gamma`` (paper: 32k/64k, 48k/64k)
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    gamma: float = 0.1
+    #: onecycle: fraction of training spent rising from 0 to ``lr``
+    pct_start: float = 0.25
+    #: constant warm-up (He et al. 2016, §4.2): this many first steps at ``warmup_lr`` ...
+    warmup_steps: int = 0
+    warmup_lr: float = 0.01
+    #: ... only for networks at least this deep (paper: 110 layers)
+    warmup_min_depth: int = 0
+    label_smoothing: float = 0.0
+    #: pad-4 random crop + horizontal flip (paper §4.2)
+    augment: bool = True
+    #: 'auto' (bf16 if the GPU supports it, else fp16 + gradient scaling; fp32 on CPU/MPS),
+    #: 'bf16', 'fp16' or 'off'
+    amp: str = "auto"
+    #: channels-last memory layout; None = on CUDA and CPU (not MPS)
+    channels_last: bool | None = None
+    #: wrap the model in torch.compile
+    compile: bool = False
+    #: evaluate on the test split every this many epochs (and always at the end)
+    eval_every: int = 1
+    #: record a step entry (and call 'step' callbacks) every this many steps; 0 = never
+    log_every_steps: int = 50
+    #: record per-layer gradient norms (mean over each epoch) in the history
+    grad_norms: bool = False
+    #: seeds the data order and augmentation (build the model under torch.manual_seed yourself)
+    seed: int = 0
+    #: deterministic algorithms (resume reproduces the uninterrupted run exactly on CPU)
+    deterministic: bool = False
+    #: save a checkpoint every this many epochs (when a checkpoint path is given)
+    checkpoint_every: int = 1
+    eval_batch_size: int = 1000
+
+    def validate(self) -> TrainConfig:
+        """Raise ValueError for impossible settings; returns self."""
+
+        def bad(msg: str) -> None:
+            raise ValueError(f"TrainConfig: {msg}")
+
+        if (self.epochs is None) == (self.iterations is None):
+            bad(f"give exactly one of epochs or iterations (got epochs={self.epochs}, "
+                f"iterations={self.iterations})")  # fmt: skip
+        length = self.epochs if self.epochs is not None else self.iterations
+        if not isinstance(length, int) or length < 1:
+            bad(f"epochs/iterations must be a positive integer, got {length!r}")
+        if self.batch_size < 1:
+            bad(f"batch_size must be positive, got {self.batch_size}")
+        if not self.lr > 0:
+            bad(f"lr must be positive, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            bad(f"schedule {self.schedule!r} unknown; choose one of {', '.join(SCHEDULES)}")
+        if self.amp not in AMP_MODES:
+            bad(f"amp {self.amp!r} unknown; choose one of {', '.join(AMP_MODES)}")
+        if any(not 0 < m < 1 for m in self.milestones):
+            bad(f"milestones are fractions of training between 0 and 1, got {self.milestones}")
+        if not 0 < self.pct_start < 1:
+            bad(f"pct_start must be between 0 and 1, got {self.pct_start}")
+        if not 0 <= self.label_smoothing < 1:
+            bad(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.eval_every < 1 or self.checkpoint_every < 1:
+            bad("eval_every and checkpoint_every must be at least 1")
+        return self
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps of the whole run."""
+        if self.iterations is not None:
+            return self.iterations
+        return self.epochs * steps_per_epoch  # type: ignore[operator]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        if "milestones" in kwargs:
+            kwargs["milestones"] = tuple(kwargs["milestones"])
+        return cls(**kwargs)
+
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # He et al. (2016), §4.2 (CIFAR-10 experiments).
+    "paper": dict(
+        epochs=None, iterations=64_000, batch_size=128, lr=0.1, momentum=0.9,
+        weight_decay=1e-4, nesterov=False, schedule="multistep", milestones=(0.5, 0.75),
+        gamma=0.1, warmup_steps=400, warmup_lr=0.01, warmup_min_depth=110,
+        label_smoothing=0.0,
+    ),
+    # Short budgets: one-cycle (Smith & Topin 2019) + label smoothing (Szegedy et al. 2016).
+    "fast": dict(
+        epochs=10, iterations=None, batch_size=128, lr=0.2, momentum=0.9,
+        weight_decay=5e-4, nesterov=True, schedule="onecycle", pct_start=0.25,
+        warmup_steps=0, label_smoothing=0.1,
+    ),
+}  # fmt: skip
+
+
+def recipe(name: str = "fast", **overrides: Any) -> TrainConfig:
+    """A named recipe ('paper' or 'fast') with any fields overridden.
+
+    Giving ``epochs`` clears the recipe's ``iterations`` and vice versa, so
+    ``recipe("paper", epochs=20)`` is a 20-epoch run with the paper's schedule shape.
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown TrainConfig field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(known))}"
+        )
+    fields = {**RECIPES[name], "recipe": name}
+    overrides = {k: v for k, v in overrides.items() if v is not None or k in ("channels_last",)}
+    if "epochs" in overrides and "iterations" not in overrides:
+        fields["iterations"] = None
+    if "iterations" in overrides and "epochs" not in overrides:
+        fields["epochs"] = None
+    fields.update(overrides)
+    if "milestones" in fields:
+        fields["milestones"] = tuple(fields["milestones"])
+    return TrainConfig(**fields).validate()
+
+
+def lr_at(config: TrainConfig, step: int, total: int, depth: int = 0) -> float:
+    """The learning rate for optimizer step ``step`` (0-based) of a ``total``-step run."""
+    if step < config.warmup_steps and depth >= config.warmup_min_depth:
+        return config.warmup_lr
+    if config.schedule == "multistep":
+        passed = sum(step >= round(m * total) for m in config.milestones)
+        return config.lr * config.gamma**passed
+    if config.schedule == "onecycle":
+        up = max(1, round(config.pct_start * total))
+        if step < up:
+            return config.lr * (step + 1) / up
+        return config.lr * (total - step) / max(1, total - up)
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+    return config.lr
+
+
+def model_depth(model: nn.Module) -> int:
+    """Weighted layers on the main path (the paper's 'depth'): convs and linears outside shortcuts."""
+    depth = getattr(model, "depth", None)
+    if isinstance(depth, int):
+        return depth
+    count = 0
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            if not any(part in ("shortcut", "downsample") for part in name.split(".")):
+                count += 1
+    return count
+
+
+def _model_name(model: nn.Module, name: str | None) -> str:
+    if name:
+        return name
+    for attr in ("name", "arch", "model_name"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(model).__name__.lower()
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Run:
+    """A training run: configuration, provenance and history (a list of per-epoch dicts).
+
+    ``history`` entries: epoch, step, train_loss, train_error, test_loss,
+    test_error (errors are fractions; test values are None on epochs without
+    evaluation), lr, images_per_sec, wall_time (seconds since the start), and
+    ``grad_norms`` when enabled. ``steps`` holds the every-N-steps entries.
+    ``status``: running, completed, stopped (by a callback), interrupted (Ctrl-C),
+    diverged or out_of_memory.
+    """
+
+    model_name: str
+    config: TrainConfig
+    data: dict[str, Any]
+    device: str = "cpu"
+    device_name: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "running"
+    message: str = ""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    date: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
+    tags: list[str] = field(default_factory=list)
+    grad_norm_layers: list[str] = field(default_factory=list)
+    world_size: int = 1
+    total_steps: int = 0
+    steps_per_epoch: int = 0
+    wall_time: float = 0.0
+    checkpoint: str | None = None
+    path: Path | None = None  # where the results store saved it
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def epochs(self) -> int:
+        """Completed epochs."""
+        return len(self.history)
+
+    @property
+    def variant(self) -> str:
+        return self.data.get("variant", "")
+
+    @property
+    def final(self) -> dict[str, float | None]:
+        """Train and test error after the last epoch (test error of the last evaluation)."""
+        if not self.history:
+            return {"train_error": None, "test_error": None, "test_loss": None}
+        last = self.history[-1]
+        tested = [h for h in self.history if h.get("test_error") is not None]
+        return {
+            "train_error": last["train_error"],
+            "test_error": tested[-1]["test_error"] if tested else None,
+            "test_loss": tested[-1]["test_loss"] if tested else None,
+        }
+
+    def curve(self, key: str) -> tuple[list[float], list[float]]:
+        """(epochs, values) of one history key, skipping epochs where it is None."""
+        pts = [(h["epoch"], h[key]) for h in self.history if h.get(key) is not None]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    def save(self, store: str | Path | None = None) -> Path:
+        """Save to the results store (see :func:`resnet_lab.results.save_run`)."""
+        from resnet_lab import results
+
+        return results.save_run(self, store)
+
+    def __repr__(self) -> str:
+        f = self.final
+        te = f"{f['test_error']:.4f}" if f["test_error"] is not None else "n/a"
+        return (
+            f"Run({self.model_name}, data={self.variant}, recipe={self.config.recipe}, "
+            f"epochs={self.epochs}, status={self.status}, test_error={te})"
+        )
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    if mode == "off":
+        return None
+    if mode == "bf16":
+        return torch.bfloat16
+    if mode == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None  # CPU and MPS: fp32 (CPU autocast is slower than fp32 on most CPUs)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def _evaluate_loader(
+    model: nn.Module, loader: GpuLoader, amp_dtype: torch.dtype | None
+) -> tuple[float, float]:
+    was_training = model.training
+    model.eval()
+    dev = loader.device
+    sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss sum, wrong, count
+    for x, y in loader:
+        with _autocast(dev, amp_dtype):
+            out = model(x)
+        out = out.float()
+        sums[0] += nn.functional.cross_entropy(out, y, reduction="sum").double()
+        sums[1] += (out.argmax(1) != y).sum()
+        sums[2] += len(y)
+    distributed.all_reduce_sum(sums)
+    model.train(was_training)
+    n = max(1.0, float(sums[2]))
+    return float(sums[0]) / n, float(sums[1]) / n
+
+
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    batch_size: int = 1000,
+    device: str | torch.device | None = None,
+    amp: str = "off",
+) -> dict[str, float]:
+    """Loss, error and accuracy of ``model`` on a labelled set (eval mode, no augmentation).
+
+    ``images``: ``uint8`` (normalised here with ``mean``/``std``, e.g. ``data.mean``)
+    or float tensors already normalised.
+    """
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    if images.dtype == torch.uint8:
+        if mean is None or std is None:
+            raise ValueError("evaluate: uint8 images need mean= and std= (use data.mean, data.std)")
+    else:
+        c = images.shape[1]
+        mean, std = (0.0,) * c, (1 / 255.0,) * c  # the loader's x*scale - shift becomes identity
+        images = images.float()
+    loader = GpuLoader(images, labels, batch_size, False, mean, std, device, channels_last=False)
+    if images.dtype != torch.uint8:
+        loader._scale = torch.ones_like(loader._scale)
+        loader._shift = torch.zeros_like(loader._shift)
+    loss, err = _evaluate_loader(model, loader, _amp_dtype(amp, device))
+    return {"loss": loss, "error": err, "accuracy": 1.0 - err}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+class _Interrupted(Exception):  # noqa: N818
+    pass
+
+
+@contextlib.contextmanager
+def _graceful_interrupt() -> Iterator[threading.Event]:
+    """First Ctrl-C sets a flag checked between steps (the run then checkpoints and returns);
+    a second one interrupts at once."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):  # noqa: ARG001
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # pragma: no cover - not allowed in this interpreter state
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool, device: torch.device) -> Iterator[None]:
+    prev_alg = torch.are_deterministic_algorithms_enabled()
+    prev_bench = torch.backends.cudnn.benchmark
+    prev_det = torch.backends.cudnn.deterministic
+    try:
+        if enabled:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+        elif device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev_alg)
+        torch.backends.cudnn.benchmark = prev_bench
+        torch.backends.cudnn.deterministic = prev_det
+
+
+def _weight_layers(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [
+        (name, m.weight)
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.requires_grad
+    ]
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int, initial: int, desc: str):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True
+            )
+
+    def update(self, n: int = 1, **postfix: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+
+    def write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _call(callbacks: Iterable[Callable], event: str, run: Run, record: dict[str, Any]) -> None:
+    for cb in callbacks:
+        cb(event, run, record)
+
+
+def train(
+    model: nn.Module,
+    data: ImageData,
+    config: TrainConfig | None = None,
+    device: str | torch.device | None = None,
+    callbacks: Sequence[Callable[[str, Run, dict], None]] = (),
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    store: str | Path | None = None,
+    name: str | None = None,
+    tags: Sequence[str] = (),
+) -> Run:
+    """Train ``model`` on ``data`` with ``config`` (default: ``recipe("fast")``); returns the Run.
+
+    ``callbacks`` are called as ``cb(event, run, record)`` with event 'step' (every
+    ``log_every_steps``), 'epoch' and 'end'; raising :class:`StopTraining` ends
+    the run cleanly. ``checkpoint``: a file saved every ``checkpoint_every``
+    epochs, when stopped and on Ctrl-C; ``resume=True`` continues from it (if it
+    exists). ``store``: save the finished run into that results folder. ``name``:
+    the model's name in records (default: ``model.name`` or the class name).
+
+    Errors: :class:`TrainingDiverged` (NaN/inf loss), :class:`OutOfMemory`; both
+    carry ``.run`` with the history so far. The first Ctrl-C stops after the
+    current step, saves the checkpoint and returns the run marked ``interrupted``.
+    """
+    config = (config or recipe("fast")).validate()
+    ctx = distributed.context()
+    if device is None:
+        device = distributed.device_for(ctx)
+    device = runtime.pick_device(device)
+    main = ctx.is_main
+    channels_last = (
+        default_channels_last(device) if config.channels_last is None else config.channels_last
+    )
+    amp_dtype = _amp_dtype(config.amp, device)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    train_loader = GpuLoader(
+        data.train_x, data.train_y, config.batch_size, True, data.mean, data.std, device,
+        augment=config.augment, channels_last=channels_last, seed=config.seed,
+        rank=ctx.rank, world_size=ctx.world_size,
+    )  # fmt: skip
+    test_loader = GpuLoader(
+        data.test_x, data.test_y, config.eval_batch_size, False, data.mean, data.std, device,
+        channels_last=channels_last, rank=ctx.rank, world_size=ctx.world_size,
+    )  # fmt: skip
+    spe = len(train_loader)
+    total = config.total_steps(spe)
+    n_epochs = math.ceil(total / spe)
+    depth = model_depth(model)
+    layers = _weight_layers(model) if config.grad_norms else []
+
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr_at(config, 0, total, depth), momentum=config.momentum,
+        weight_decay=config.weight_decay, nesterov=config.nesterov,
+    )  # fmt: skip
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+    run = Run(
+        model_name=_model_name(model, name), config=config, data=data.info(),
+        device=device.type, device_name=runtime.device_name(device), tags=list(tags),
+        grad_norm_layers=[n for n, _ in layers], world_size=ctx.world_size,
+        total_steps=total, steps_per_epoch=spe, model=model,
+        checkpoint=Path(checkpoint).name if checkpoint else None,
+    )  # fmt: skip
+
+    # Progress counters; sums live on the device so the GPU is never made to wait.
+    step = epoch = batch_in_epoch = 0
+    acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss*n, wrong, n, grad steps
+    gsum = torch.zeros(len(layers), dtype=torch.float64, device=device)
+    epoch_train_time = 0.0
+    wall_offset = 0.0
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        state = ckpt.load_checkpoint(checkpoint, map_location="cpu")
+        _check_resume(Path(checkpoint), state, config, run)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise ckpt.CheckpointError(checkpoint, f"does not fit this model ({exc})") from exc
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state.get("rng", {}))
+        p = state["progress"]
+        step, epoch, batch_in_epoch = int(p["step"]), int(p["epoch"]), int(p["batch_in_epoch"])
+        acc = p["acc"].to(device=device, dtype=torch.float64)
+        if layers and p.get("gsum") is not None and len(p["gsum"]) == len(layers):
+            gsum = p["gsum"].to(device=device, dtype=torch.float64)
+        epoch_train_time = float(p.get("epoch_train_time", 0.0))
+        wall_offset = float(state.get("wall_time", 0.0))
+        run.history = list(state["history"])
+        run.steps = list(state.get("steps", []))
+        info = state.get("run", {})
+        run.id, run.date = info.get("id", run.id), info.get("date", run.date)
+        run.tags = run.tags or list(info.get("tags", []))
+
+    net: nn.Module = model
+    if ctx.is_distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    fwd = torch.compile(net) if config.compile else net
+
+    def snapshot() -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "config": config.to_dict(),
+            "progress": {
+                "step": step,
+                "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch,
+                "acc": acc.cpu(),
+                "gsum": gsum.cpu(),
+                "epoch_train_time": epoch_train_time,
+            },  # fmt: skip
+            "history": run.history,
+            "steps": run.steps,
+            "run": {
+                "model": run.model_name,
+                "id": run.id,
+                "date": run.date,
+                "data": run.data,
+                "tags": run.tags,
+            },  # fmt: skip
+            "rng": ckpt.rng_state(),
+            "wall_time": wall_offset + (time.perf_counter() - t_start),
+        }
+
+    def save_ckpt() -> None:
+        if checkpoint is not None and main:
+            ckpt.save_checkpoint(snapshot(), checkpoint)
+        distributed.barrier()
+
+    bar = _Progress(progress and main, total, step, run.model_name)
+    t_start = time.perf_counter()
+    bad_step = torch.full((), -1, dtype=torch.int64, device=device)
+    check_every = 1 if device.type == "cpu" else max(1, min(config.log_every_steps or 50, 50))
+    window = (step, acc.clone(), time.perf_counter())  # for step records
+    lr = lr_at(config, step, total, depth)
+
+    def diverged(at: int) -> None:
+        at_lr = lr_at(config, at, total, depth)
+        hint = (
+            "lower the learning rate (e.g. lr=%.3g)" % (at_lr / 2)
+            + (
+                ""
+                if config.warmup_steps
+                else ", or add a warm-up (warmup_steps=400, warmup_lr=0.01)"
+            )
+            + ("; with fp16, try amp='bf16' or 'off'" if amp_dtype == torch.float16 else "")
+        )
+        msg = f"training diverged: the loss became NaN or infinite at step {at} (lr {at_lr:.4g}); {hint}"
+        run.status, run.message = "diverged", msg
+        raise TrainingDiverged(msg, run)
+
+    try:
+        with _graceful_interrupt() as interrupted, _deterministic(config.deterministic, device):
+            model.train()
+            while step < total:
+                train_loader.set_epoch(epoch)
+                t_epoch = time.perf_counter()
+                for x, y in train_loader.iter_from(batch_in_epoch):
+                    lr = lr_at(config, step, total, depth)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    with _autocast(device, amp_dtype):
+                        out = fwd(x)
+                        loss = loss_fn(out.float(), y)
+                    n_local = len(y)
+                    # Under DDP gradients are averaged over processes; weighting by the
+                    # local share makes that the mean over the global batch even when the
+                    # last batch splits unevenly.
+                    weight = n_local * ctx.world_size / _global_batch(train_loader, batch_in_epoch)
+                    optimizer.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss * weight).backward()
+                        if layers:
+                            scaler.unscale_(optimizer)
+                    else:
+                        (loss * weight).backward()
+                    if layers:
+                        norms = torch.stack([p.grad.detach().float().norm() for _, p in layers])
+                        gsum += norms.double()
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    with torch.no_grad():
+                        ld = loss.detach().double()
+                        acc += torch.stack([
+                            ld * n_local,
+                            (out.detach().argmax(1) != y).sum().double(),
+                            torch.tensor(float(n_local), dtype=torch.float64, device=device),
+                            torch.ones((), dtype=torch.float64, device=device),
+                        ])  # fmt: skip
+                        finite = torch.isfinite(ld)
+                        bad_step = torch.where(~finite & (bad_step < 0), step, bad_step)
+                    step += 1
+                    batch_in_epoch += 1
+                    log_now = config.log_every_steps and step % config.log_every_steps == 0
+                    if step % check_every == 0 or log_now or step >= total:
+                        b = (
+                            distributed.all_reduce_max(bad_step.clone())
+                            if ctx.is_distributed
+                            else bad_step
+                        )
+                        if int(b) >= 0:
+                            diverged(int(b))
+                    if log_now:
+                        window = _step_record(run, window, acc, step, spe, lr, wall_offset,
+                                              t_start, callbacks, bar)  # fmt: skip
+                    else:
+                        bar.update(1)
+                    if interrupted.is_set():
+                        raise _Interrupted
+                    if step >= total:
+                        break
+                epoch_train_time += time.perf_counter() - t_epoch
+                # End of epoch: sum over processes, evaluate, record.
+                tot = distributed.all_reduce_sum(acc.clone()).cpu()
+                n = max(1.0, float(tot[2]))
+                epoch += 1
+                test_loss = test_error = None
+                if epoch % config.eval_every == 0 or step >= total:
+                    test_loss, test_error = _evaluate_loader(model, test_loader, amp_dtype)
+                record: dict[str, Any] = {
+                    "epoch": epoch,
+                    "step": step,
+                    "train_loss": float(tot[0]) / n,
+                    "train_error": float(tot[1]) / n,
+                    "test_loss": test_loss,
+                    "test_error": test_error,
+                    "lr": lr,
+                    "images_per_sec": float(tot[2]) / max(epoch_train_time, 1e-9),
+                    "wall_time": wall_offset + time.perf_counter() - t_start,
+                }
+                if layers:
+                    record["grad_norms"] = (gsum / max(1.0, float(tot[3]))).tolist()
+                run.history.append(record)
+                run.wall_time = record["wall_time"]
+                batch_in_epoch = 0
+                acc.zero_()
+                gsum.zero_()
+                epoch_train_time = 0.0
+                window = (step, acc.clone(), time.perf_counter())
+                bar.write(_epoch_line(record, n_epochs))
+                if epoch % config.checkpoint_every == 0 or step >= total:
+                    save_ckpt()
+                _call(callbacks, "epoch", run, record)
+                if interrupted.is_set():
+                    raise _Interrupted
+        run.status = "completed"
+    except StopTraining:
+        run.status = "stopped"
+        save_ckpt()
+    except _Interrupted:
+        run.status = "interrupted"
+        save_ckpt()
+        where = (
+            f"; checkpoint saved to {Path(checkpoint).name}, resume with resume=True"
+            if checkpoint
+            else ""
+        )
+        run.message = f"interrupted at step {step}{where}"
+        bar.write(run.message)
+    except _OOM as exc:
+        run.status = "out_of_memory"
+        smaller = max(1, config.batch_size // 2)
+        run.message = (
+            f"the GPU ran out of memory at batch size {config.batch_size} "
+            f"({run.device_name}); try batch_size={smaller} (--batch-size {smaller}), "
+            "amp='bf16'/'fp16', or a smaller model"
+        )
+        raise OutOfMemory(run.message, run) from exc
+    finally:
+        bar.close()
+        run.wall_time = wall_offset + time.perf_counter() - t_start
+    _call(callbacks, "end", run, run.history[-1] if run.history else {})
+    if store is not None and main and run.status in ("completed", "stopped"):
+        from resnet_lab import results
+
+        results.save_run(run, store)
+    return run
+
+
+def _global_batch(loader: GpuLoader, batch_index: int) -> int:
+    start = batch_index * loader.batch_size
+    return max(1, min(loader.batch_size, loader.num_images - start))
+
+
+def _step_record(run, window, acc, step, spe, lr, wall_offset, t_start, callbacks, bar):
+    step0, acc0, t0 = window
+    tot = distributed.all_reduce_sum(acc.clone())
+    prev = distributed.all_reduce_sum(acc0.clone())
+    d = (tot - prev).cpu()
+    n = max(1.0, float(d[2]))
+    now = time.perf_counter()
+    record = {
+        "step": step,
+        "epoch": step / spe,
+        "train_loss": float(d[0]) / n,
+        "train_error": float(d[1]) / n,
+        "lr": lr,
+        "images_per_sec": float(d[2]) / max(now - t0, 1e-9),
+        "wall_time": wall_offset + now - t_start,
+    }
+    run.steps.append(record)
+    bar.update(
+        1, loss=f"{record['train_loss']:.3f}", err=f"{record['train_error']:.3f}", lr=f"{lr:.3g}"
+    )
+    _call(callbacks, "step", run, record)
+    return (step, acc.clone(), time.perf_counter())
+
+
+def _epoch_line(r: dict[str, Any], n_epochs: int) -> str:
+    test = (
+        f" | test loss {r['test_loss']:.3f} err {r['test_error']:.4f}"
+        if r["test_error"] is not None
+        else ""
+    )
+    return (
+        f"epoch {r['epoch']}/{n_epochs} | train loss {r['train_loss']:.3f} err "
+        f"{r['train_error']:.4f}{test} | lr {r['lr']:.3g} | {r['images_per_sec']:.0f} img/s"
+    )
+
+
+def _check_resume(path: Path, state: dict[str, Any], config: TrainConfig, run: Run) -> None:
+    saved = state["config"]
+    now = config.to_dict()
+    diffs = [
+        f"{k}={saved.get(k)!r} (checkpoint) vs {now[k]!r} (now)"
+        for k in now
+        if k not in _RESUME_FREE and k in saved and saved.get(k) != now[k]
+    ]
+    if diffs:
+        raise ckpt.CheckpointError(
+            path,
+            "was made with different settings: " + "; ".join(diffs)
+            + ". Resume with the same settings, or start a new run without resume",
+        )  # fmt: skip
+    saved_model = state.get("run", {}).get("model")
+    if saved_model and saved_model != run.model_name:
+        raise ckpt.CheckpointError(
+            path, f"belongs to model {saved_model!r}, not {run.model_name!r}; pick another --output"
+        )
+    saved_variant = state.get("run", {}).get("data", {}).get("variant")
+    if saved_variant and saved_variant != run.data.get("variant"):
+        raise ckpt.CheckpointError(
+            path, f"was trained on data {saved_variant!r}, not {run.data.get('variant')!r}"
+        )

@@ -1,0 +1,76 @@
+"""One registry of model names: ``build("resnet56")``, ``list_models()``.
+
+Registered names map to constructors. Beyond them, ``build`` reads a depth from names of the
+form ``resnetNN``, ``plainNN`` and ``preact_resnetNN`` (CIFAR nets of any valid depth), so
+``build("resnet38")`` works without 38 being registered.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from typing import TypeVar
+
+from torch import nn
+
+ModelFn = TypeVar("ModelFn", bound=Callable[..., nn.Module])
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+_DEPTH_NAME = re.compile(r"(resnet|plain|preact_resnet)(\d+)")
+
+
+def register_model(fn: ModelFn | None = None, *, name: str | None = None):
+    """Decorator: register a model constructor under its function name (or ``name``)."""
+
+    def add(fn: ModelFn) -> ModelFn:
+        key = name or fn.__name__
+        if key in _MODELS:
+            raise ValueError(f"model name {key!r} is already registered")
+        _MODELS[key] = fn
+        return fn
+
+    return add(fn) if fn is not None else add
+
+
+def _natural_key(name: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def list_models() -> list[str]:
+    """Every registered model name, sorted (``resnet20`` before ``resnet110``)."""
+    return sorted(_MODELS, key=_natural_key)
+
+
+def build(name: str, **kwargs) -> nn.Module:
+    """Build a model by name; keyword arguments go to its constructor.
+
+    >>> build("resnet56", shortcut="B")   # CIFAR ResNet-56, projection shortcuts
+    >>> build("resnet50", num_classes=100)
+    >>> build("plain20")                  # ResNet-20's layers without shortcuts
+    """
+    key = name.strip().lower()
+    if key in _MODELS:
+        return _MODELS[key](**kwargs)
+    match = _DEPTH_NAME.fullmatch(key)
+    if match is None:
+        close = difflib.get_close_matches(key, list_models(), n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"unknown model {name!r}.{hint} Valid names: {', '.join(list_models())}; "
+            "or resnetNN / plainNN / preact_resnetNN for a CIFAR net of depth NN."
+        )
+    family, depth = match.group(1), int(match.group(2))
+    if family == "preact_resnet":
+        # The paper's choice (He et al. 2016b, Table 3): basic blocks up to ResNet-110,
+        # bottleneck blocks from ResNet-164 on.
+        kwargs.setdefault("bottleneck", depth >= 164)
+        return _MODELS["cifar_preact_resnet"](depth=depth, **kwargs)
+    from resnet_lab.models.cifar import DepthError
+
+    try:
+        return _MODELS[f"cifar_{family}"](depth=depth, **kwargs)
+    except DepthError as error:
+        if family == "resnet":  # the name may have meant an ImageNet net
+            raise DepthError(f"{error} ImageNet ResNets: resnet18/34/50/101/152.") from None
+        raise

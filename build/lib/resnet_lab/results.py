@@ -1,0 +1,383 @@
+"""The results store: every finished training run as one JSON file with its provenance.
+
+The book reads its measured numbers from here (``results/`` at the repository
+root), the command line writes here (``resnet-lab train/sweep --store``)::
+
+    from resnet_lab import results
+    runs = results.list_runs(model="resnet20", variant="cifar10-jpeg", tag="cpu-fast")
+    runs[0].final["test_error"], runs[0].history
+
+A record (schema ``resnet_lab.run/1``) holds: ``id``, ``model``, ``data``
+(variant, source file name, sizes), ``recipe`` (every hyper-parameter of the
+:class:`~resnet_lab.engine.TrainConfig`), ``seed``, ``epochs`` (completed),
+``status``, ``device`` (name), ``device_type``, ``world_size``, ``versions``
+(python, torch, torchvision, resnet_lab), ``code_version`` (git commit or
+'unknown'), ``date`` (ISO 8601, UTC), ``tags``, ``history`` (per-epoch dicts),
+``steps`` (every-N-steps dicts), ``final`` (train_error, test_error, test_loss),
+``wall_time`` (seconds). Files are written atomically; a file that is not a
+valid record raises :class:`ResultsError` naming it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from resnet_lab.io import atomic_write_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from resnet_lab.engine import Run, TrainConfig
+
+__all__ = [
+    "DEFAULT_STORE",
+    "SCHEMA",
+    "ResultsError",
+    "RunRecord",
+    "default_store",
+    "list_runs",
+    "load_run",
+    "record_from_run",
+    "save_run",
+    "validate",
+    "validate_store",
+]
+
+SCHEMA = "resnet_lab.run/1"
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+# pyproject.toml ships the repository's results/ inside the wheel under this name.
+_PACKAGED_STORE = Path(__file__).resolve().parent / "stored_results"
+
+
+def default_store() -> Path:
+    """Where runs are read from: ``RESNET_LAB_RESULTS`` if set, else the repository's
+    ``results/`` (a checkout), else the copy shipped inside the installed package
+    (``pip install`` from git, as in Colab), else ``results/`` in the current folder."""
+    env = os.environ.get("RESNET_LAB_RESULTS")
+    if env:
+        return Path(env).expanduser()
+    repo = _REPO_ROOT / "results"
+    if repo.is_dir() and (_REPO_ROOT / "pyproject.toml").is_file():
+        return repo
+    if _PACKAGED_STORE.is_dir():
+        return _PACKAGED_STORE
+    return Path.cwd() / "results"
+
+
+def _writable_store() -> Path:
+    """Where runs are saved by default: never into the read-only copy inside site-packages."""
+    store = default_store()
+    return Path.cwd() / "results" if store == _PACKAGED_STORE else store
+
+
+DEFAULT_STORE = default_store()
+
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "schema": str,
+    "id": str,
+    "model": str,
+    "data": dict,
+    "recipe": dict,
+    "seed": int,
+    "epochs": int,
+    "status": str,
+    "device": str,
+    "versions": dict,
+    "code_version": str,
+    "date": str,
+    "tags": list,
+    "history": list,
+    "final": dict,
+}
+_HISTORY_KEYS = ("epoch", "step", "train_loss", "train_error", "test_loss", "test_error", "lr",
+                 "images_per_sec", "wall_time")  # fmt: skip
+
+
+class ResultsError(ValueError):
+    """A results file is missing, corrupt, or not a resnet_lab run record."""
+
+    def __init__(self, path: str | os.PathLike | None, reason: str):
+        self.path = Path(path) if path is not None else None
+        self.reason = reason
+        where = f"results file {self.path.name}" if self.path is not None else "run record"
+        super().__init__(f"{where}: {reason}")
+
+
+def validate(record: Any, path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Check a record against the schema; raise :class:`ResultsError` naming ``path`` if invalid."""
+    if not isinstance(record, dict):
+        raise ResultsError(path, f"expected a JSON object, found {type(record).__name__}")
+    schema = record.get("schema")
+    if schema != SCHEMA:
+        raise ResultsError(
+            path, f"not a resnet_lab run record (schema {schema!r}, expected {SCHEMA!r})"
+        )
+    for key, kind in _REQUIRED.items():
+        if key not in record:
+            raise ResultsError(path, f"missing field {key!r}")
+        if not isinstance(record[key], kind) or (kind is int and isinstance(record[key], bool)):
+            raise ResultsError(
+                path, f"field {key!r} should be {_kind_name(kind)}, found {record[key]!r:.60}"
+            )
+    if "variant" not in record["data"]:
+        raise ResultsError(path, "field 'data' has no 'variant'")
+    if record["epochs"] != len(record["history"]):
+        raise ResultsError(
+            path, f"epochs={record['epochs']} but history has {len(record['history'])} entries"
+        )
+    for i, h in enumerate(record["history"]):
+        if not isinstance(h, dict):
+            raise ResultsError(path, f"history[{i}] is not an object")
+        missing = [k for k in _HISTORY_KEYS if k not in h]
+        if missing:
+            raise ResultsError(path, f"history[{i}] lacks {', '.join(missing)}")
+        for k in ("train_error", "test_error"):
+            v = h[k]
+            if v is not None and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+                raise ResultsError(path, f"history[{i}].{k}={v!r} is not a fraction in [0, 1]")
+    return record
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return {dict: "an object", list: "a list", str: "a string", int: "an integer"}.get(
+        kind, str(kind)
+    )  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class RunRecord(Mapping):
+    """A stored run: read-only access as attributes (``rec.model``) or keys (``rec["model"]``)."""
+
+    record: dict[str, Any]
+    path: Path | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.record[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.record)
+
+    def __len__(self) -> int:
+        return len(self.record)
+
+    def __getattr__(self, key: str) -> Any:
+        if key in ("record", "path"):
+            raise AttributeError(key)
+        try:
+            return self.record[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    @property
+    def variant(self) -> str:
+        return self.record["data"]["variant"]
+
+    @property
+    def model_name(self) -> str:
+        return self.record["model"]
+
+    @property
+    def config(self) -> TrainConfig:
+        from resnet_lab.engine import TrainConfig
+
+        return TrainConfig.from_dict(self.record["recipe"])
+
+    def curve(self, key: str) -> tuple[list[float], list[float]]:
+        """(epochs, values) of one history key, skipping epochs where it is None."""
+        pts = [(h["epoch"], h[key]) for h in self.record["history"] if h.get(key) is not None]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    def __repr__(self) -> str:
+        te = self.record["final"].get("test_error")
+        te_s = f"{te:.4f}" if isinstance(te, (int, float)) else "n/a"
+        return (
+            f"RunRecord({self.record['id']}, model={self.record['model']}, data={self.variant}, "
+            f"recipe={self.record['recipe'].get('recipe')}, seed={self.record['seed']}, "
+            f"epochs={self.record['epochs']}, test_error={te_s})"
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The git commit of the package's checkout (``+dirty`` with local changes), else 'unknown'."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=_REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "resnet_lab"],
+            cwd=_REPO_ROOT, capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    from resnet_lab import __version__
+
+    try:
+        import torchvision
+
+        tv = torchvision.__version__
+    except ImportError:  # pragma: no cover
+        tv = "none"
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": tv,
+            "resnet_lab": __version__}  # fmt: skip
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become None (JSON has no NaN), tuples lists, numbers plain floats."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # tensors, numpy scalars
+        return _clean(value.item())
+    return value
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-") or "x"
+
+
+def record_from_run(run: Run) -> dict[str, Any]:
+    """The JSON record of a finished :class:`~resnet_lab.engine.Run`."""
+    stamp = run.date.replace("-", "").replace(":", "")[:15]
+    rid = _slug(
+        f"{run.model_name}-{run.variant}-{run.config.recipe}-e{run.epochs}-s{run.config.seed}-"
+        f"{stamp}-{run.id[:6]}"
+    )
+    record = {
+        "schema": SCHEMA,
+        "id": rid,
+        "run_uid": run.id,
+        "model": run.model_name,
+        "data": run.data,
+        "recipe": run.config.to_dict(),
+        "seed": run.config.seed,
+        "epochs": run.epochs,
+        "status": run.status,
+        "device": run.device_name,
+        "device_type": run.device,
+        "world_size": run.world_size,
+        "versions": _versions(),
+        "code_version": code_version(),
+        "date": run.date,
+        "tags": list(run.tags),
+        "history": run.history,
+        "steps": run.steps,
+        "final": run.final,
+        "wall_time": run.wall_time,
+    }
+    if run.grad_norm_layers:
+        record["grad_norm_layers"] = list(run.grad_norm_layers)
+    return _clean(record)
+
+
+def save_run(run: Run | dict[str, Any], store: str | os.PathLike | None = None) -> Path:
+    """Save a run (or a record) as ``<store>/<id>.json``, atomically; returns the path.
+
+    Saving the same run again replaces its file; a different run never replaces
+    an existing file (:class:`ResultsError`).
+    """
+    record = dict(run) if isinstance(run, dict) else record_from_run(run)
+    validate(record)
+    folder = Path(store) if store is not None else _writable_store()
+    path = folder / f"{_slug(record['id'])}.json"
+    if path.exists():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if not isinstance(old, dict) or old.get("run_uid") != record.get("run_uid"):
+            raise ResultsError(path, "already exists and holds a different run; not overwritten")
+    atomic_write_text(path, json.dumps(record, indent=1, allow_nan=False) + "\n")
+    if not isinstance(run, dict):
+        run.path = path
+    return path
+
+
+def load_run(path_or_id: str | os.PathLike, store: str | os.PathLike | None = None) -> RunRecord:
+    """A stored run by file path or by id (looked up in ``store``)."""
+    path = Path(path_or_id)
+    if not path.is_file():
+        folder = Path(store) if store is not None else default_store()
+        candidate = folder / f"{path_or_id}.json"
+        if candidate.is_file():
+            path = candidate
+        else:
+            raise ResultsError(path, f"no such results file or run id in {folder.name}/")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(path, f"cannot be read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ResultsError(path, f"is not valid JSON ({exc.msg} at line {exc.lineno}); "
+                           "the file is corrupt: delete it or restore it") from exc  # fmt: skip
+    return RunRecord(validate(record, path), path)
+
+
+def _files(store: str | os.PathLike | None) -> list[Path]:
+    folder = Path(store) if store is not None else default_store()
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*.json") if not p.name.startswith("."))
+
+
+def _matches(rec: RunRecord, filters: Mapping[str, Any]) -> bool:
+    for key, want in filters.items():
+        if want is None:
+            continue
+        wants = set(want) if isinstance(want, (list, tuple, set, frozenset)) else {want}
+        if key in ("tag", "tags"):
+            have: Iterable[Any] = rec["tags"]
+        elif key == "variant":
+            have = [rec.variant]
+        elif key == "recipe":
+            have = [rec["recipe"].get("recipe")]
+        elif key in rec.record:
+            have = [rec.record[key]]
+        elif key in rec["recipe"]:
+            have = [rec["recipe"][key]]
+        else:
+            return False
+        if not wants & set(have):
+            return False
+    return True
+
+
+def list_runs(store: str | os.PathLike | None = None, **filters: Any) -> list[RunRecord]:
+    """Stored runs matching every filter, ordered by model, variant, seed and date.
+
+    Filters: ``model``, ``variant``, ``recipe`` (name), ``tag`` (one of the run's
+    tags), ``seed``, ``epochs``, ``status`` or any recipe field (``batch_size=128``);
+    a list value matches any of its items. A corrupt file raises ResultsError.
+    """
+    runs = [load_run(p) for p in _files(store)]
+    runs = [r for r in runs if _matches(r, filters)]
+    return sorted(runs, key=lambda r: (r["model"], r.variant, r["seed"], r["date"], r["id"]))
+
+
+def validate_store(store: str | os.PathLike | None = None) -> list[RunRecord]:
+    """Load and validate every JSON file of the store (raises on the first bad one)."""
+    runs = [load_run(p) for p in _files(store)]
+    ids = [r["id"] for r in runs]
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        raise ResultsError(None, f"duplicate run ids in the store: {sorted(dup)}")
+    return runs

@@ -1,0 +1,143 @@
+"""Where code runs: the device, the size tier and where datasets live.
+
+Every notebook starts with ``rl.setup()``; the command line and the training
+engine use the same functions, so one environment variable changes all of them.
+
+Environment variables
+---------------------
+``RESNET_LAB_TIER``
+    ``quick`` (CPU: CI and laptops, about a minute a chapter) or ``standard``
+    (one GPU such as Colab's T4, a few minutes a chapter). Unset: quick on a CPU,
+    standard on a GPU. Paper-scale runs (``full``) belong to ``resnet-lab train``.
+``RESNET_LAB_DATA``
+    Where datasets live: either an image-folder dataset (a directory or a
+    ``.zip`` holding ``train/<class>/...`` and ``test/<class>/...``), or a
+    directory used as the download cache for the official archives.
+    A ``data=`` argument to the data functions overrides it.
+``RESNET_LAB_DEVICE``
+    Force a device (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+TIERS = ("quick", "standard", "full")
+NOTEBOOK_TIERS = ("quick", "standard")
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The training device: an explicit choice, else ``RESNET_LAB_DEVICE``, else cuda > mps > cpu."""
+    choice = device if device is not None else os.environ.get("RESNET_LAB_DEVICE") or None
+    if choice is not None:
+        dev = torch.device(choice)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device {str(choice)!r} was asked for, but PyTorch sees no CUDA GPU here; "
+                "use device='cpu' or unset RESNET_LAB_DEVICE"
+            )
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_tier(tier: str | None = None, device: torch.device | None = None) -> str:
+    """The size tier: an explicit choice, else ``RESNET_LAB_TIER``, else quick on CPU, standard on GPU."""
+    choice = tier or os.environ.get("RESNET_LAB_TIER") or None
+    if choice is None:
+        device = device if device is not None else pick_device()
+        return "quick" if device.type == "cpu" else "standard"
+    choice = choice.strip().lower()
+    if choice not in TIERS:
+        raise ValueError(
+            f"unknown tier {choice!r}: RESNET_LAB_TIER must be one of {', '.join(TIERS)}"
+        )
+    return choice
+
+
+def data_location(data: str | os.PathLike | None = None) -> Path | None:
+    """Where datasets live: the ``data`` argument, else ``RESNET_LAB_DATA``, else None (the default cache)."""
+    choice = data if data is not None else os.environ.get("RESNET_LAB_DATA") or None
+    return Path(choice).expanduser() if choice else None
+
+
+def cache_dir() -> Path:
+    """The download cache for official archives (``$XDG_CACHE_HOME/resnet_lab`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "resnet_lab"
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable device name for provenance records, e.g. 'NVIDIA H100 80GB HBM3' or the CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a notebook runs with; printed by :func:`setup` as one line."""
+
+    device: torch.device
+    tier: str
+    seed: int
+
+    def __str__(self) -> str:
+        from resnet_lab import __version__
+
+        return (
+            f"resnet_lab {__version__} | torch {torch.__version__} | "
+            f"device {self.device.type} | tier {self.tier} | seed {self.seed}"
+        )
+
+
+def setup(tier: str | None = None, seed: int = 0, quiet: bool = False) -> Setup:
+    """Pick device and tier for a notebook, seed every generator and print one summary line.
+
+    Notebooks run the ``quick`` or ``standard`` tier; ``full`` paper-scale runs
+    belong to the command line (``resnet-lab train --recipe paper``).
+    """
+    device = pick_device()
+    chosen = pick_tier(tier, device)
+    if chosen not in NOTEBOOK_TIERS:
+        raise ValueError(
+            f"tier {chosen!r} is for the command line; notebooks run 'quick' or 'standard'. "
+            "Unset RESNET_LAB_TIER or set it to quick/standard, and use "
+            "`resnet-lab train --recipe paper` for paper-scale runs."
+        )
+    torch.manual_seed(seed)
+    if not quiet:
+        _quiet_notebook_noise()
+    result = Setup(device=device, tier=chosen, seed=seed)
+    if not quiet:
+        print(result)
+    return result
+
+
+def _quiet_notebook_noise() -> None:
+    """Matplotlib defaults that make figures readable in the HTML book."""
+    try:
+        import matplotlib as mpl
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        return
+    mpl.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 100,
+            "figure.figsize": (6.4, 3.6),
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    )
