@@ -287,6 +287,12 @@ def _model_name(model: nn.Module, name: str | None) -> str:
 # ----------------------------------------------------------------------------- the run
 
 
+def _code_version() -> str:
+    from resnet_lab.results import code_version
+
+    return code_version()
+
+
 @dataclass
 class Run:
     """A training run: configuration, provenance and history (a list of per-epoch dicts).
@@ -313,6 +319,8 @@ class Run:
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
     tags: list[str] = field(default_factory=list)
+    # Taken when the run starts, so the record names the code that trained it.
+    code_version: str = field(default_factory=_code_version)
     grad_norm_layers: list[str] = field(default_factory=list)
     world_size: int = 1
     total_steps: int = 0

@@ -215,7 +215,7 @@ def code_version() -> str:
         if sha.returncode != 0:
             return "unknown"
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "resnet_lab"],
+            ["git", "status", "--porcelain", "--", "resnet_lab"],
             cwd=_REPO_ROOT, capture_output=True, text=True, timeout=10,
         )  # fmt: skip
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
@@ -276,7 +276,7 @@ def record_from_run(run: Run) -> dict[str, Any]:
         "device_type": run.device,
         "world_size": run.world_size,
         "versions": _versions(),
-        "code_version": code_version(),
+        "code_version": getattr(run, "code_version", None) or code_version(),
         "date": run.date,
         "tags": list(run.tags),
         "history": run.history,

@@ -77,8 +77,9 @@ def _iterations(rec: RunRecord) -> int:
 
 
 def _preference(rec: RunRecord) -> tuple:
-    """Completed before stopped, then more iterations, then newer."""
-    return (rec["status"] == "completed", _iterations(rec), rec["date"])
+    """Completed before stopped, then more iterations, then the paper's recipe, then newer."""
+    paper = rec["recipe"].get("recipe") == "paper"
+    return (rec["status"] == "completed", _iterations(rec), paper, rec["date"])
 
 
 def _best(runs: Iterable[RunRecord]) -> dict[tuple[str, int], RunRecord]:

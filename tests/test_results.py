@@ -100,3 +100,10 @@ def test_non_finite_numbers_are_stored_as_null(tmp_path):
 def test_the_repository_store_is_valid():
     # Every file the book reads from results/ must load (CI guard for hand edits).
     R.validate_store(R.default_store())
+
+
+def test_code_version_is_taken_when_the_run_starts(monkeypatch):
+    monkeypatch.setattr(R, "code_version", lambda: "abc123+dirty")
+    run = make_run()
+    monkeypatch.setattr(R, "code_version", lambda: "committed-later")
+    assert R.record_from_run(run)["code_version"] == "abc123+dirty"
