@@ -165,7 +165,7 @@ class Explorer:
         data: maps a combination of control values to the curves to show for it,
             ``{label: (xs, ys)}``. A combination is a tuple of values in the order of
             ``controls`` (or the values joined with ``'|'``). Combinations that are
-            absent show a "not computed" message.
+            absent show ``missing_text`` followed by the chosen values.
         controls: ordered ``{name: [value, ...]}``; each control is a drop-down list.
         title: shown above the chart.
         xlabel: x-axis label, with units (``"epoch"``, ``"depth (layers)"``).
@@ -196,6 +196,7 @@ class Explorer:
         reference: Mapping[str, Curve] | None = None,
         default: str | tuple | Mapping[str, object] | None = None,
         markers: bool | None = None,
+        missing_text: str = "not computed for",
     ) -> None:
         if not controls:
             raise ValueError("an Explorer needs at least one control, e.g. {'depth': ['20', '56']}")
@@ -236,6 +237,7 @@ class Explorer:
             default=0,
         )
         self.markers = longest <= 20 if markers is None else bool(markers)
+        self.missing_text = str(missing_text)
         self._layout()
 
     # -- layout -----------------------------------------------------------------------------
@@ -314,6 +316,7 @@ class Explorer:
             "ylog": self.logy,
             "box": [LEFT, TOP, WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM, HEIGHT - BOTTOM],
             "markers": self.markers,
+            "missing": self.missing_text,
             "data": {
                 key: [[label, self.colors[label], xs, ys] for label, (xs, ys) in curves.items()]
                 for key, curves in self.data.items()
@@ -407,7 +410,7 @@ class Explorer:
         parts.append(
             f'</g><text data-layer="message" x="{LEFT + plot_w / 2:.1f}" '
             f'y="{TOP + plot_h / 2:.1f}" text-anchor="middle" display="none">'
-            "not computed for this combination</text>"
+            f"{html.escape(self.missing_text)} this combination</text>"
         )
         parts.append("</svg>")
         return "".join(parts)
@@ -533,7 +536,7 @@ var keys=legend.querySelectorAll("[data-key]");
 for(var k=0;k<keys.length;k++){legend.removeChild(keys[k]);}
 var curves=spec.data[key]||[];
 msg.setAttribute("display",spec.data[key]?"none":"inline");
-msg.textContent="not computed for "+Array.prototype.map.call(selects,function(s){return s.getAttribute("data-control")+" "+s.value;}).join(", ");
+msg.textContent=spec.missing+" "+Array.prototype.map.call(selects,function(s){return s.getAttribute("data-control")+" "+s.value;}).join(", ");
 curves.forEach(function(c,i){
 var p=document.createElementNS(NS,"path");
 p.setAttribute("data-label",c[0]);p.setAttribute("d",path(c[2],c[3]));

@@ -170,7 +170,7 @@ def _study_caption(study: Mapping[tuple[str, int], RunRecord]) -> str:
         f"({values('train_size')} training images), recipe {values('recipe')}, "
         f"{values('epochs')} epoch(s), device {values('device')}. Training error: running "
         "mean over the last mini-batches (augmented); test error: the whole test split "
-        "after each epoch. Combinations without a run show 'not computed'."
+        "after each epoch. Combinations without a run show 'not measured'."
     )
 
 
@@ -205,6 +205,7 @@ def depth_explorer(
         caption=_study_caption({k: v for k, v in study.items() if (str(k[1]), k[0]) in data}),
         default=key if key in data else None,
         markers=True,
+        missing_text="not measured for",
     )
 
 
