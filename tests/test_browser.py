@@ -277,7 +277,11 @@ def test_explorers_redraw_when_controls_change(driver, site):
         for root in roots:
             selects = root.find_elements("css selector", "select[data-control]")
             assert selects, f"{page}: an explorer without controls"
+            defaults = [Select(s).first_selected_option.get_attribute("value") for s in selects]
             for select in selects:
+                # Vary one control with the others at their defaults (a measured combination).
+                for other, value in zip(selects, defaults, strict=True):
+                    Select(other).select_by_value(value)
                 name = select.get_attribute("data-control")
                 controls_seen.add(name.lower())
                 options = [o.get_attribute("value") for o in Select(select).options]
