@@ -124,25 +124,9 @@ def error_rate(
         raise ValueError("no images to evaluate on")
     if images.dtype == torch.uint8 and (mean is None or std is None):
         raise ValueError("uint8 images need mean= and std= (e.g. data.mean, data.std)")
-    device = next(model.parameters()).device
-    shift = scale = None
-    if mean is not None and std is not None:
-        shift = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        scale = torch.tensor(std, device=device).view(1, -1, 1, 1)
-    was_training = model.training
-    model.eval()
-    wrong = 0
-    try:
-        for start in range(0, len(images), batch_size):
-            x = images[start : start + batch_size].to(device)
-            y = labels[start : start + batch_size].to(device)
-            if shift is not None:
-                x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-                x = (x - shift) / scale
-            wrong += (model(x).argmax(1) != y).sum().item()
-    finally:
-        model.train(was_training)
-    return wrong / len(images)
+    from resnet_lab.engine import evaluate  # the engine's own evaluation, in fp32
+
+    return evaluate(model, images, labels, mean=mean, std=std, batch_size=batch_size)["error"]
 
 
 def block_deletion_errors(
