@@ -76,6 +76,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="record per-layer gradient norms each epoch")  # fmt: skip
     g.add_argument("--log-every", type=int, dest="log_every_steps", metavar="STEPS",
                    help="record a step entry every STEPS steps")  # fmt: skip
+    g.add_argument("--eval-every-steps", type=int, dest="eval_every_steps", metavar="STEPS",
+                   help="also evaluate on the test split every STEPS steps (test curves "
+                        "against iterations; costs one test pass each)")  # fmt: skip
     g = p.add_argument_group("run")
     g.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: best available)")
     g.add_argument("--output", type=Path, metavar="DIR",
@@ -146,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
 def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = ["epochs", "iterations", "batch_size", "lr", "weight_decay", "momentum", "schedule",
              "label_smoothing", "warmup_steps", "amp", "compile", "deterministic", "grad_norms",
-             "log_every_steps"]  # fmt: skip
+             "log_every_steps", "eval_every_steps"]  # fmt: skip
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 

