@@ -195,6 +195,20 @@ class RunRecord(Mapping):
         pts = [(h["epoch"], h[key]) for h in self.record["history"] if h.get(key) is not None]
         return [p[0] for p in pts], [p[1] for p in pts]
 
+    def test_curve(self) -> tuple[list[int], list[float]]:
+        """(iterations, test error) at every evaluation of the run, in order.
+
+        The test split is evaluated at the end of evaluated epochs and, where the run
+        asked for it (``eval_every_steps``), every N steps in between.
+        """
+        found = {
+            int(r["step"]): r["test_error"]
+            for r in [*self.record.get("steps", []), *self.record["history"]]
+            if r.get("test_error") is not None and r.get("step") is not None
+        }
+        steps = sorted(found)
+        return steps, [found[s] for s in steps]
+
     def __repr__(self) -> str:
         te = self.record["final"].get("test_error")
         te_s = f"{te:.4f}" if isinstance(te, (int, float)) else "n/a"

@@ -42,6 +42,7 @@ __all__ = [
     "parse_model",
     "provenance",
     "shortcut_path",
+    "study_caption",
     "table6",
     "training_curves",
 ]
@@ -148,29 +149,36 @@ def training_curves(rec: RunRecord, points: int = 60) -> dict[str, tuple[list, l
 
     Training error comes from the every-N-steps records (a running mean over the last
     N mini-batches, augmented images) where the run has them, else from the epoch
-    records; test error is measured at the end of each evaluated epoch.
+    records; test error at every evaluation of the whole test split
+    (:meth:`~resnet_lab.results.RunRecord.test_curve`).
     """
     steps = [s for s in rec.record.get("steps", []) if s.get("train_error") is not None]
     source = steps or [h for h in rec["history"] if h.get("train_error") is not None]
     train = _thin(
         [float(s["step"]) for s in source], [100.0 * s["train_error"] for s in source], points
     )
-    tested = [h for h in rec["history"] if h.get("test_error") is not None]
-    test = ([float(h["step"]) for h in tested], [100.0 * h["test_error"] for h in tested])
+    steps_tested, errors = rec.test_curve()
+    test = ([float(s) for s in steps_tested], [100.0 * e for e in errors])
     return {"training error": train, "test error": test}
 
 
-def _study_caption(study: Mapping[tuple[str, int], RunRecord]) -> str:
+def study_caption(study: Mapping[tuple[str, int], RunRecord], explorer: bool = False) -> str:
+    """Where the study's curves come from (data, recipe, length, device), for a figure caption."""
+
     def values(key: str) -> str:
-        found = sorted({str(provenance(r)[key]) for r in study.values()})
-        return ", ".join(found)
+        found = sorted(
+            {provenance(r)[key] for r in study.values()}, key=lambda v: (str(type(v)), v)
+        )
+        return ", ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in found)
 
     return (
         f"Measured runs from the results store: data {values('data')} "
         f"({values('train_size')} training images), recipe {values('recipe')}, "
         f"{values('epochs')} epoch(s), device {values('device')}. Training error: running "
         "mean over the last mini-batches (augmented); test error: the whole test split "
-        "after each epoch. Combinations without a run show 'not measured'."
+        "at each evaluation (after each epoch, and every eval_every_steps iterations where "
+        "the run set it)."
+        + (" Combinations without a run show 'not measured'." if explorer else "")
     )
 
 
@@ -202,7 +210,9 @@ def depth_explorer(
         title="CIFAR-10: plain and residual networks of every depth (measured)",
         xlabel="iteration (mini-batch of 128 images)",
         ylabel="error (%)",
-        caption=_study_caption({k: v for k, v in study.items() if (str(k[1]), k[0]) in data}),
+        caption=study_caption(
+            {k: v for k, v in study.items() if (str(k[1]), k[0]) in data}, explorer=True
+        ),
         default=key if key in data else None,
         markers=True,
         missing_text="not measured for",

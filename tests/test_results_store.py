@@ -131,6 +131,8 @@ def test_final_numbers_come_from_the_curves(path: Path) -> None:
         steps = [entry["step"] for entry in curve]
         assert steps == sorted(set(steps)), "curve steps are not strictly increasing"
         assert all(0.0 <= entry["train_error"] <= 1.0 for entry in curve)
+        tested_steps = [e for e in curve if e.get("test_error") is not None]
+        assert all(0.0 <= e["test_error"] <= 1.0 and e["test_loss"] > 0 for e in tested_steps)
     assert rec.get("wall_time", 0) >= history[-1]["wall_time"] > 0
 
 

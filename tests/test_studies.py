@@ -99,6 +99,17 @@ def test_training_curves_in_percent_against_iterations(store):
     assert curves["test error"] == ([391.0], [60.0])
 
 
+def test_test_curve_merges_step_and_epoch_evaluations(tmp_path):
+    rec = record("resnet20", steps=400)
+    rec["steps"][3]["test_error"] = 0.7  # step 160, from eval_every_steps
+    rec["steps"][6]["test_error"] = 0.65  # step 280
+    save_run(rec, tmp_path)
+    (run,) = list_runs(tmp_path)
+    assert run.test_curve() == ([160, 280, 400], [0.7, 0.65, 0.6])
+    curves = studies.training_curves(run)
+    assert curves["test error"] == ([160.0, 280.0, 400.0], [70.0, 65.0, 60.0])
+
+
 def test_depth_explorer(store):
     explorer = studies.depth_explorer(studies.depth_study(store=store))
     assert explorer.default == "56|plain"
