@@ -78,3 +78,13 @@ def test_train_then_sweep_skips_stored_runs(tmp_path, monkeypatch, capsys):
                      "--store", "store", "--output", "sweep"]) == 0  # fmt: skip
     assert "skip resnet20 seed 0" in capsys.readouterr().out
     assert sorted(r.model for r in results.list_runs(tmp_path / "store")) == ["plain20", "resnet20"]
+
+
+def test_recipe_flags_reach_the_config():
+    args = cli._parser().parse_args(
+        ["train", "resnet20", "--recipe", "paper", "--epochs", "2", "--log-every", "20",
+         "--eval-every-steps", "130", "--warmup-steps", "0"]
+    )  # fmt: skip
+    assert cli._config_overrides(args) == {
+        "epochs": 2, "log_every_steps": 20, "eval_every_steps": 130, "warmup_steps": 0,
+    }  # fmt: skip
