@@ -239,10 +239,9 @@ def _report(run, ctx) -> int:
 def _already_stored(store: Path, model_name: str, data, config) -> bool:
     from resnet_lab import results
 
-    want = config.to_dict()
     for rec in results.list_runs(store, model=model_name, variant=data.variant, seed=config.seed,
                                  status="completed"):  # fmt: skip
-        if rec["recipe"] == want and rec["data"].get("train_size") == len(data.train_y):
+        if config.trains_like(rec["recipe"]) and rec["data"].get("train_size") == len(data.train_y):
             return True
     return False
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import math
 import signal
 import threading
@@ -145,6 +146,7 @@ class TrainConfig:
     #: test curves against iterations like the paper's Figure 6 for runs of few epochs
     eval_every_steps: int = 0
     #: record a step entry (and call 'step' callbacks) every this many steps; 0 = never
+    #: (a step evaluation from ``eval_every_steps`` still makes its record)
     log_every_steps: int = 50
     #: record per-layer gradient norms (mean over each epoch) in the history
     grad_norms: bool = False
@@ -198,6 +200,16 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
         return d
+
+    def trains_like(self, recipe: dict[str, Any]) -> bool:
+        """Whether a stored recipe (``to_dict`` form, possibly from an older version) trains
+        the same way: every field equal except how often it logs, evaluates, checkpoints,
+        and whether it compiles."""
+        bookkeeping = {"log_every_steps", "eval_every_steps", "eval_batch_size",
+                       "checkpoint_every", "compile"}  # fmt: skip
+        other = TrainConfig.from_dict(recipe).to_dict()
+        mine = self.to_dict()
+        return all(other[k] == mine[k] for k in mine if k not in bookkeeping)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -557,10 +569,23 @@ def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.op
     """
     kwargs = dict(lr=lr, momentum=config.momentum, weight_decay=config.weight_decay,
                   nesterov=config.nesterov)  # fmt: skip
+    if fused_sgd_supported(model):
+        kwargs["fused"] = True
+    return torch.optim.SGD(model.parameters(), **kwargs)
+
+
+def fused_sgd_supported(model: nn.Module) -> bool:
+    """Whether this torch has a fused SGD kernel for every parameter's device (checked here,
+    because torch itself only checks at the first ``step()``)."""
     try:
-        return torch.optim.SGD(model.parameters(), fused=True, **kwargs)
-    except (RuntimeError, TypeError, ValueError):  # older torch, or a device without the kernel
-        return torch.optim.SGD(model.parameters(), **kwargs)
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    except ImportError:  # torch too old for fused SGD
+        return False
+    if "fused" not in inspect.signature(torch.optim.SGD).parameters:
+        return False
+    devices = set(_get_fused_kernels_supported_devices())
+    params = list(model.parameters())
+    return bool(params) and all(p.device.type in devices and p.is_floating_point() for p in params)
 
 
 def train(
@@ -634,7 +659,10 @@ def train(
     step = epoch = batch_in_epoch = 0
     acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss*n, wrong, n, grad steps
     gsum = torch.zeros(len(layers), dtype=torch.float64, device=device)
-    epoch_train_time = 0.0
+    # Training seconds of the current epoch: earlier sessions (resume) + this one's clock
+    # since t_epoch - evaluations in between; images/s counts training only.
+    epoch_train_time = epoch_eval_time = 0.0
+    t_epoch: float | None = None
     wall_offset = 0.0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         state = ckpt.load_checkpoint(checkpoint, map_location="cpu")
@@ -667,6 +695,10 @@ def train(
         )
     fwd = torch.compile(net) if config.compile else net
 
+    def epoch_seconds() -> float:
+        running = time.perf_counter() - t_epoch if t_epoch is not None else 0.0
+        return epoch_train_time + running - epoch_eval_time
+
     def snapshot() -> dict[str, Any]:
         return {
             "model": model.state_dict(),
@@ -679,7 +711,7 @@ def train(
                 "batch_in_epoch": batch_in_epoch,
                 "acc": acc.cpu(),
                 "gsum": gsum.cpu(),
-                "epoch_train_time": epoch_train_time,
+                "epoch_train_time": epoch_seconds(),  # a Ctrl-C mid-epoch keeps its time
             },  # fmt: skip
             "history": run.history,
             "steps": run.steps,
@@ -766,11 +798,14 @@ def train(
                         bad_step = torch.where(~finite & (bad_step < 0), step, bad_step)
                     step += 1
                     batch_in_epoch += 1
+                    epoch_end_evaluates = batch_in_epoch >= spe and (
+                        (epoch + 1) % config.eval_every == 0
+                    )
                     eval_now = (
                         config.eval_every_steps
                         and step % config.eval_every_steps == 0
-                        and batch_in_epoch < spe  # the epoch's end evaluates anyway
-                        and step < total
+                        and not epoch_end_evaluates  # evaluated there a moment later
+                        and step < total  # the run's end always evaluates
                     )
                     log_now = eval_now or (
                         config.log_every_steps and step % config.log_every_steps == 0
@@ -789,7 +824,7 @@ def train(
                             t0 = time.perf_counter()
                             test = _evaluate_loader(model, test_loader, amp_dtype)
                             t_eval = time.perf_counter() - t0
-                            epoch_train_time -= t_eval  # throughput counts training only
+                            epoch_eval_time += t_eval
                         window = _step_record(run, window, acc, step, spe, lr, wall_offset,
                                               t_start, callbacks, bar, test, t_eval)  # fmt: skip
                     else:
@@ -798,7 +833,7 @@ def train(
                         raise _Interrupted
                     if step >= total:
                         break
-                epoch_train_time += time.perf_counter() - t_epoch
+                epoch_time = epoch_seconds()
                 # End of epoch: sum over processes, evaluate, record.
                 tot = distributed.all_reduce_sum(acc.clone()).cpu()
                 n = max(1.0, float(tot[2]))
@@ -814,7 +849,7 @@ def train(
                     "test_loss": test_loss,
                     "test_error": test_error,
                     "lr": lr,
-                    "images_per_sec": float(tot[2]) / max(epoch_train_time, 1e-9),
+                    "images_per_sec": float(tot[2]) / max(epoch_time, 1e-9),
                     "wall_time": wall_offset + time.perf_counter() - t_start,
                 }
                 if layers:
@@ -824,7 +859,8 @@ def train(
                 batch_in_epoch = 0
                 acc.zero_()
                 gsum.zero_()
-                epoch_train_time = 0.0
+                epoch_train_time = epoch_eval_time = 0.0
+                t_epoch = None
                 window = (step, acc.clone(), time.perf_counter())
                 bar.write(_epoch_line(record, n_epochs))
                 if epoch % config.checkpoint_every == 0 or step >= total:

@@ -246,10 +246,31 @@ def test_eval_every_steps_must_not_be_negative():
         small(eval_every_steps=-1).validate()
 
 
+def test_step_evaluation_at_an_epoch_end_that_does_not_evaluate(data):
+    config = small(eval_every=2, eval_every_steps=5, log_every_steps=0)
+    run = E.train(tiny_net(), data, config, progress=False)
+    assert [h["test_error"] is not None for h in run.history] == [False, True]
+    assert [s["step"] for s in run.steps if "test_error" in s] == [5]  # epoch 1 ends untested
+
+
 def test_optimizer_is_sgd_with_the_configured_hyper_parameters():
     config = E.recipe("paper")
-    opt = E.make_optimizer(tiny_net(), config, lr=0.05)
+    net = tiny_net()
+    opt = E.make_optimizer(net, config, lr=0.05)
     assert isinstance(opt, torch.optim.SGD)
     d = opt.defaults
     assert (d["lr"], d["momentum"], d["weight_decay"], d["nesterov"]) == (0.05, 0.9, 1e-4, False)
-    assert d["fused"]  # this torch has the fused kernel for CPU
+    assert bool(d.get("fused")) == E.fused_sgd_supported(net)
+    with torch.device("meta"):  # a device without a fused kernel: plain SGD, no error
+        meta = tiny_net()
+    assert not E.fused_sgd_supported(meta)
+    assert not E.make_optimizer(meta, config, lr=0.05).defaults.get("fused")
+
+
+def test_trains_like_ignores_bookkeeping_and_fields_added_later():
+    config = E.recipe("paper", epochs=2, eval_every_steps=130, log_every_steps=20)
+    stored = E.recipe("paper", epochs=2).to_dict()
+    del stored["eval_every_steps"]  # a run saved before the field existed
+    assert config.trains_like(stored)
+    assert not config.trains_like(E.recipe("paper", epochs=1).to_dict())
+    assert not config.trains_like({**stored, "lr": 0.2})
