@@ -39,6 +39,7 @@ __all__ = [
     "overlay_figure",
     "depth_study",
     "final_errors",
+    "matched_runs",
     "parse_model",
     "provenance",
     "shortcut_path",
@@ -103,6 +104,31 @@ def depth_study(
     (then the newest) represents it. An empty store gives an empty dict.
     """
     return _best(list_runs(store, tag=tag, variant=variant))
+
+
+def matched_runs(
+    networks: Iterable[tuple[str, int]] | None = None,
+    tag: str = "depth-study",
+    store: str | Path | None = None,
+    variant: str | None = None,
+) -> dict[tuple[str, int], RunRecord]:
+    """One run per network, all of the same length: the longest length they all reached.
+
+    ``networks`` are ``(kind, depth)`` pairs; None means every network the store has a
+    run of, i.e. the longest *complete* sweep. Comparing a 2-epoch run with a 1-epoch
+    one would mix the effect of depth with that of training time, so while a longer
+    sweep is unfinished the shorter, complete one is used. Empty if no length has them all.
+    """
+    runs = list_runs(store, tag=tag, variant=variant)
+    wanted = list(_best(runs)) if networks is None else list(networks)
+    by_length: dict[int, list[RunRecord]] = {}
+    for rec in runs:
+        by_length.setdefault(_iterations(rec), []).append(rec)
+    for length in sorted(by_length, reverse=True):
+        chosen = _best(by_length[length])
+        if wanted and all(n in chosen for n in wanted):
+            return {n: chosen[n] for n in sorted(wanted, key=lambda n: (n[1], n[0]))}
+    return {}
 
 
 def provenance(rec: RunRecord) -> dict[str, Any]:
@@ -195,7 +221,7 @@ def depth_explorer(
     """
     from resnet_lab.explorer import Explorer
 
-    study = depth_study() if study is None else study
+    study = matched_runs() if study is None else study
     data = {
         (str(depth), kind): training_curves(rec)
         for (kind, depth), rec in study.items()

@@ -90,6 +90,17 @@ def test_depth_study_picks_one_run_per_network(store):
     assert studies.depth_study(store=store / "empty") == {}
 
 
+def test_matched_runs_share_one_length(store):
+    # resnet56 has a 782-iteration run, the others only 391: the complete sweep is 391.
+    full = studies.matched_runs(store=store)
+    assert set(full) == {("plain", 20), ("plain", 56), ("residual", 20), ("residual", 56)}
+    assert {studies.provenance(r)["iterations"] for r in full.values()} == {391}
+    alone = studies.matched_runs([("residual", 56)], store=store)
+    assert studies.provenance(alone[("residual", 56)])["iterations"] == 782
+    assert studies.matched_runs([("residual", 110)], store=store) == {}
+    assert studies.matched_runs(store=store / "empty") == {}
+
+
 def test_training_curves_in_percent_against_iterations(store):
     rec = studies.depth_study(store=store)[("plain", 20)]
     curves = studies.training_curves(rec, points=4)
