@@ -20,11 +20,18 @@ Model, hyper-parameters and precision are the same; the data pipeline, the memor
 layout and the optimizer's kernel differ, so the ratio is what the engine's choices
 buy on this machine (on a CPU, where the model's arithmetic dominates, mostly the
 layout; on a GPU, mostly the loader). Warm-up steps (worker start-up, kernel selection) are not timed.
+
+``--breakdown`` also times both models on one batch held in memory (no data
+pipeline at all), which splits the ratio into what the data pipelines cost and
+what the model code (layout, optimizer kernel) buys: on a machine where the
+reference's loader costs little, no loader can lift the ratio much above the
+model-code ratio.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -52,6 +59,9 @@ class BenchResult:
     compiled: bool = False
     amp: str = "off"
     channels_last: bool = False
+    # --breakdown: the same two models trained on one batch held in memory (no data pipeline)
+    engine_compute_ips: float | None = None
+    reference_compute_ips: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -66,7 +76,26 @@ class BenchResult:
             f"  engine (GpuLoader, whole-batch augmentation{cl}): {self.engine_ips:8.1f} img/s\n"
             f"  reference (DataLoader, {self.workers} workers, per-image PIL): "
             f"{self.reference_ips:8.1f} img/s\n"
-            f"  ratio engine / reference: {self.ratio:.2f}x"
+            f"  ratio engine / reference: {self.ratio:.2f}x" + self._breakdown()
+        )
+
+    def _breakdown(self) -> str:
+        if self.engine_compute_ips is None or self.reference_compute_ips is None:
+            return ""
+
+        def share(full: float, compute: float) -> str:
+            # the fraction of a step the data pipeline adds: 1 - (compute-only time / full time)
+            return f"{max(0.0, 1 - full / compute):.0%}"
+
+        return (
+            "\n  breakdown, one batch held in memory (no data pipeline):\n"
+            f"    engine model code: {self.engine_compute_ips:8.1f} img/s "
+            f"(its data pipeline adds {share(self.engine_ips, self.engine_compute_ips)} of a step)\n"
+            f"    reference model code: {self.reference_compute_ips:8.1f} img/s "
+            f"(its data pipeline adds {share(self.reference_ips, self.reference_compute_ips)} of a step)\n"
+            f"    model code alone: {self.engine_compute_ips / self.reference_compute_ips:.2f}x; "
+            f"the most a free data pipeline could give the reference: "
+            f"{self.reference_compute_ips / self.reference_ips:.2f}x"
         )
 
 
@@ -116,6 +145,13 @@ def _engine_batches(data, batch_size: int, device: torch.device, channels_last: 
         epoch += 1
 
 
+def _one_batch(batches: Iterator) -> Iterator:
+    """The first batch of ``batches``, forever: training with no data pipeline cost."""
+    batch = next(batches)
+    while True:
+        yield batch
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -134,6 +170,7 @@ def bench(
     workers: int = 2,
     compile: bool = False,
     amp: str = "auto",
+    breakdown: bool = False,
 ) -> BenchResult:
     """Training images/s of the engine and of the reference pipeline for ``model_name``."""
     from resnet_lab.data import DataError, default_channels_last, load_data
@@ -143,10 +180,16 @@ def bench(
     if steps < 1 or rounds < 1 or warmup < 0 or batch_size < 1:
         raise ValueError("steps, rounds and batch_size must be positive, warmup at least 0")
     device = runtime.pick_device(device)
+    with torch.device("meta"):  # an unknown name fails here, before any data is read
+        build(model_name)
     per_class = max(2, -(-batch_size * 4 // 10))  # a few batches' worth, balanced
     try:
         ds = load_data(data, train_per_class=per_class, test_per_class=1, progress=False)
     except DataError:
+        if data != "auto":  # a dataset that was asked for by name or path must be there
+            raise
+        warnings.warn("bench: no dataset found (data='auto'); timing on synthetic images",
+                      stacklevel=2)  # fmt: skip
         ds = load_data("synthetic", train_per_class=per_class, test_per_class=1)
     amp_dtype = _amp_dtype(amp, device)
     channels_last = default_channels_last(device)
@@ -189,6 +232,11 @@ def bench(
             _reference_batches(ds, batch_size, workers, device),
         ),
     }
+    if breakdown:  # same models and optimizers, built afresh, one batch from each pipeline
+        pipelines["engine-compute"] = (setup(compile, channels_last, engine=True),
+                                       _one_batch(pipelines["engine"][1]))  # fmt: skip
+        pipelines["reference-compute"] = (setup(False, False, engine=False),
+                                          _one_batch(pipelines["reference"][1]))  # fmt: skip
     elapsed = dict.fromkeys(pipelines, 0.0)
     for _ in range(rounds):
         for name, ((model, step), batches) in pipelines.items():
@@ -207,4 +255,6 @@ def bench(
         rounds=rounds, data=ds.variant, workers=workers, engine_ips=n / elapsed["engine"],
         reference_ips=n / elapsed["reference"], compiled=compile, channels_last=channels_last,
         amp=str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
+        engine_compute_ips=n / elapsed["engine-compute"] if breakdown else None,
+        reference_compute_ips=n / elapsed["reference-compute"] if breakdown else None,
     )  # fmt: skip

@@ -42,12 +42,26 @@ class CheckpointError(ValueError):
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path = Path(path)
         self.reason = reason
-        super().__init__(f"checkpoint {self.path.name}: {reason}")
+        super().__init__(f"checkpoint {self.path}: {reason}")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``state`` (plus the format tag) atomically; an interrupted save keeps the old file."""
-    return atomic_torch_save({"format": FORMAT, **state}, path)
+    """Write ``state`` (plus the format tag) atomically; an interrupted save keeps the old file.
+
+    Tensors are saved as CPU copies, so a checkpoint made on a GPU loads anywhere with a
+    plain ``torch.load(path, weights_only=True)``.
+    """
+    return atomic_torch_save(_on_cpu({"format": FORMAT, **state}), path)
+
+
+def _on_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
 
 
 def load_checkpoint(
@@ -60,7 +74,12 @@ def load_checkpoint(
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
-        raise CheckpointError(path, f"unreadable or not a weights-only checkpoint ({exc})") from exc
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(
+            path,
+            f"damaged or not a resnet_lab checkpoint ({cause[:160]}); delete it, or choose "
+            "another output folder, to start a new run",
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(

@@ -3,7 +3,8 @@
 Examples::
 
     resnet-lab train resnet20 --recipe fast --epochs 5             # CIFAR-10 (or RESNET_LAB_DATA)
-    resnet-lab train resnet110 --recipe paper --resume             # paper schedule, resumable
+    resnet-lab train resnet110 --recipe paper --output runs/r110   # paper schedule
+    resnet-lab train resnet110 --recipe paper --output runs/r110 --resume  # continue it
     torchrun --nproc_per_node 4 -m resnet_lab.cli train resnet56   # several GPUs
     resnet-lab sweep --models plain20 resnet20 --seeds 0 1 2 --epochs 10
     resnet-lab bench resnet20 --batch-size 128
@@ -79,6 +80,10 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-every-steps", type=int, dest="eval_every_steps", metavar="STEPS",
                    help="also evaluate on the test split every STEPS steps (test curves "
                         "against iterations; costs one test pass each)")  # fmt: skip
+    g.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="set_fields",
+                   help="any other TrainConfig field, repeatable, e.g. --set nesterov=true "
+                        "--set milestones=0.5,0.75 --set warmup_lr=0.01 (see resnet_lab.engine"
+                        ".TrainConfig)")  # fmt: skip
     g = p.add_argument_group("run")
     g.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: best available)")
     g.add_argument("--output", type=Path, metavar="DIR",
@@ -132,6 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     p.add_argument("--compile", action="store_true", help="also torch.compile the engine's model")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also time both models on one batch held in memory, to split the ratio "
+                        "into data pipeline and model code")  # fmt: skip
 
     p = sub.add_parser("info", help="model summary: stages, shapes, parameters, multiply-adds",
                        description="Print a model's stages, output shapes, parameters and MACs.")  # fmt: skip
@@ -150,11 +158,61 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = ["epochs", "iterations", "batch_size", "lr", "weight_decay", "momentum", "schedule",
              "label_smoothing", "warmup_steps", "amp", "compile", "deterministic", "grad_norms",
              "log_every_steps", "eval_every_steps"]  # fmt: skip
-    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    out = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    out.update(_parse_set(getattr(args, "set_fields", None) or []))
+    return out
+
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _parse_set(items: Sequence[str]) -> dict[str, Any]:
+    """``--set FIELD=VALUE`` pairs as TrainConfig values, read by the field's declared type."""
+    import dataclasses
+
+    from resnet_lab.engine import TrainConfig
+
+    types = {
+        f.name: str(f.type)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in ("recipe", "seed")
+    }
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key, raw = key.strip().replace("-", "_"), raw.strip()
+        if not sep or key not in types:
+            raise UsageError(
+                f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(types))}"
+            )
+        kind = types[key]
+        try:
+            if raw.lower() == "none" and "None" in kind:
+                value: Any = None
+            elif kind.startswith("bool"):
+                if raw.lower() not in _TRUE | _FALSE:
+                    raise ValueError(raw)
+                value = raw.lower() in _TRUE
+            elif kind.startswith("int"):
+                value = int(raw)
+            elif kind.startswith("float"):
+                value = float(raw)
+            elif kind.startswith("tuple"):
+                value = tuple(float(v) for v in raw.split(",") if v.strip())
+            else:
+                value = raw
+        except ValueError:
+            raise UsageError(f"--set {key}={raw}: cannot read {raw!r} as {kind}") from None
+        out[key] = value
+    return out
 
 
 def _load_data(args: argparse.Namespace, quiet: bool):
     from resnet_lab.data import load_data
+
+    for flag, n in (("--subset", args.subset), ("--test-subset", args.test_subset)):
+        if n is not None and n < 1:
+            raise UsageError(f"{flag} N takes a number of images per class, at least 1 (got {n})")
 
     return load_data(
         args.data, download=not args.no_download, train_per_class=args.subset,
@@ -184,18 +242,60 @@ def _train_one(args, model_name: str, seed: int, data, store: Path | None, ctx) 
     if args.output is not None and getattr(args, "command", "") == "sweep":
         output = args.output / f"{model_name}-{data.variant}-{config.recipe}-{length}-s{seed}"
     checkpoint = output / "checkpoint.pt"
-    if not args.resume and checkpoint.exists() and args.command == "train":
-        raise UsageError(
-            f"{checkpoint} already exists: add --resume to continue that run, or choose "
-            "another --output"
-        )
+    if args.command == "train":
+        if not args.resume and checkpoint.exists():
+            raise UsageError(
+                f"{checkpoint} already exists: add --resume to continue that run, or choose "
+                "another --output"
+            )
+        if args.resume and not checkpoint.exists():
+            raise UsageError(
+                f"--resume: there is no checkpoint at {checkpoint}; give the --output folder "
+                "of the run to continue, or drop --resume to start a new run"
+            )
+    if ctx.is_main:
+        _writable_folder(output, "--output")
     device = args.device or distributed.device_for(ctx)
-    run = engine.train(
-        model, data, config, device=device, progress=not args.quiet and ctx.is_main,
-        checkpoint=checkpoint, resume=args.resume or args.command == "sweep", store=store,
-        name=model_name, tags=args.tag,
-    )  # fmt: skip
-    return run
+    try:
+        return engine.train(
+            model, data, config, device=device, progress=not args.quiet and ctx.is_main,
+            checkpoint=checkpoint, resume=args.resume or args.command == "sweep", store=store,
+            name=model_name, tags=args.tag,
+        )  # fmt: skip
+    except (engine.TrainingDiverged, engine.OutOfMemory) as exc:
+        if exc.run is not None and ctx.is_main:
+            exc.args = (f"{exc}{_keep_failed_run(exc.run, output, checkpoint)}",)
+        raise
+
+
+def _keep_failed_run(run, output: Path, checkpoint: Path) -> str:
+    """Save a diverged or out-of-memory run's history beside its checkpoint; say where."""
+    from resnet_lab import results
+
+    try:
+        path = results.save_run(run, output)
+    except (OSError, ValueError) as exc:
+        return f"\n(the history so far could not be saved: {exc})"
+    where = f"\nthe history so far is in {path}"
+    if checkpoint.exists():
+        where += (
+            f"; {checkpoint} holds the last good epoch: retry with other settings in another "
+            "--output (or delete it)"
+        )
+    return where
+
+
+def _writable_folder(path: Path, flag: str) -> None:
+    """Create ``path`` if needed and check that it takes files, before anything is trained."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UsageError(
+            f"cannot use {path} as a folder ({reason}); choose another {flag}"
+        ) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write in {path} (no permission); choose another {flag}")
 
 
 def _check_model_name(name: str) -> None:
@@ -213,8 +313,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _check_model_name(args.model)
     ctx = distributed.init_from_env()
     try:
-        data = _load_data(args, args.quiet or not ctx.is_main)
         store = None if args.no_store else (args.store or _default_store())
+        if store is not None and ctx.is_main:
+            _writable_folder(store, "--store")
+        data = _load_data(args, args.quiet or not ctx.is_main)
         run = _train_one(args, args.model, args.seed, data, store, ctx)
         return _report(run, ctx)
     finally:
@@ -248,16 +350,19 @@ def _already_stored(store: Path, model_name: str, data, config) -> bool:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from resnet_lab import distributed, engine
+    from resnet_lab.checkpoint import CheckpointError
 
     for m in args.models:
         _check_model_name(m)
     ctx = distributed.init_from_env()
     try:
-        data = _load_data(args, args.quiet or not ctx.is_main)
         store = args.store or _default_store()
         if args.no_store:
             raise UsageError("sweep saves every run in the store; drop --no-store")
-        code = 0
+        if ctx.is_main:
+            _writable_folder(store, "--store")
+        data = _load_data(args, args.quiet or not ctx.is_main)
+        failed: list[str] = []
         for model_name in args.models:
             for seed in args.seeds:
                 config = engine.recipe(args.recipe, seed=seed, **_config_overrides(args))
@@ -265,11 +370,24 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                     if ctx.is_main:
                         print(f"skip {model_name} seed {seed}: already in {store}")
                     continue
-                run = _train_one(args, model_name, seed, data, store, ctx)
+                try:
+                    run = _train_one(args, model_name, seed, data, store, ctx)
+                except (engine.TrainingDiverged, engine.OutOfMemory, CheckpointError) as exc:
+                    # One bad run does not cost the others: note it and go on.
+                    failed.append(f"{model_name} seed {seed}")
+                    if ctx.is_main:
+                        print(f"resnet-lab sweep: {model_name} seed {seed} failed: {exc}",
+                              file=sys.stderr)  # fmt: skip
+                    continue
                 code = _report(run, ctx)
-                if code:
+                if code:  # Ctrl-C: the sweep stops (start it again to continue)
                     return code
-        return code
+        if failed:
+            if ctx.is_main:
+                print(f"resnet-lab sweep: {len(failed)} run(s) failed: {', '.join(failed)}",
+                      file=sys.stderr)  # fmt: skip
+            return EXIT_FAILED
+        return 0
     finally:
         distributed.cleanup()
 
@@ -280,7 +398,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     result = bench(
         args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
         rounds=args.rounds, device=args.device, data=args.data, workers=args.workers,
-        compile=args.compile, amp=args.amp,
+        compile=args.compile, amp=args.amp, breakdown=args.breakdown,
     )  # fmt: skip
     print(result)
     return 0
@@ -301,8 +419,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     model = build(args.model, **kwargs)
     size = None
     if args.input_size:
-        if len(args.input_size) != 3:
-            raise UsageError("--input-size takes three numbers: C H W")
+        if len(args.input_size) != 3 or min(args.input_size) < 1:
+            raise UsageError("--input-size takes three positive numbers: C H W (e.g. 3 32 32)")
         size = (1, *args.input_size)
     print(summary(model, input_size=size))
     print(f"depth (weighted layers on the main path): {model_depth(model)}")
@@ -332,6 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("resnet-lab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a full disk, a folder that became read-only, ...
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"resnet-lab {args.command}: cannot read or write{where}: "
+              f"{exc.strerror or exc}; free space or choose other folders "
+              "(--output, --store)", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # python -m resnet_lab.cli (torchrun -m resnet_lab.cli ...)

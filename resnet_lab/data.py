@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import io as _io
+import numbers
 import os
 import pickle
 import shutil
@@ -355,7 +356,8 @@ def _fetch_archive(spec: _Archive, root: Path, download: bool, progress: bool) -
         if not download:
             raise DataError(
                 f"{archive.name} in the data cache is corrupt or incomplete (MD5 mismatch); "
-                "delete it or allow download=True to fetch it again"
+                "delete it, or allow downloads (download=True; on the command line drop "
+                "--no-download) to fetch it again"
             )
         warnings.warn(
             f"{archive.name} in the data cache is corrupt or incomplete (MD5 mismatch); "
@@ -365,8 +367,9 @@ def _fetch_archive(spec: _Archive, root: Path, download: bool, progress: bool) -
         archive.unlink()
     if not download:
         raise DataError(
-            f"{archive.name} is not in the data cache and download=False; allow downloads, "
-            "or point RESNET_LAB_DATA at an image folder"
+            f"{archive.name} is not in the data cache and downloads are off; allow them "
+            "(download=True; on the command line drop --no-download), or point "
+            "RESNET_LAB_DATA at an image folder"
         )
     try:
         _download(spec.url, archive, progress)
@@ -449,9 +452,15 @@ def load_cifar(
         folder = _extract(archive, root, spec)
     train_x, train_y = _read_batches(folder, spec.train_files, spec.label_key)
     test_x, test_y = _read_batches(folder, spec.test_files, spec.label_key)
-    with open(folder / spec.meta_file, "rb") as f:
-        meta = pickle.load(f, encoding="bytes")  # noqa: S301 - MD5-verified official file
-    classes = [n.decode() for n in meta[spec.names_key]]
+    try:
+        with open(folder / spec.meta_file, "rb") as f:
+            meta = pickle.load(f, encoding="bytes")  # noqa: S301 - MD5-verified official file
+        classes = [n.decode() for n in meta[spec.names_key]]
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError) as exc:
+        raise DataError(
+            f"{spec.meta_file} in {folder} is missing or damaged ({exc}); delete {folder} "
+            "so that it is extracted again"
+        ) from exc
     return ImageData(
         train_x, train_y, test_x, test_y, classes, variant=name, source=archive_name(spec)
     )
@@ -490,7 +499,9 @@ class _FolderSource:
             names = [n for n in self.zip.namelist() if not n.endswith("/")]
         else:
             names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
-        self.names = sorted(n for n in names if n.lower().endswith(IMAGE_SUFFIXES))
+        self.names = sorted(
+            n for n in names if n.lower().endswith(IMAGE_SUFFIXES) and not _hidden(n)
+        )
 
     def split(self, split: str) -> tuple[list[str], list[str]]:
         """Files and class names of one split; the split folder may sit under one top folder."""
@@ -513,6 +524,11 @@ class _FolderSource:
     def close(self) -> None:
         if self.zip is not None:
             self.zip.close()
+
+
+def _hidden(name: str) -> bool:
+    """Dot files and macOS zip debris (``__MACOSX/train/cat/._1.jpg``) are not images."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
 
 
 def _decode(blobs: Sequence[bytes], names: Sequence[str], source: str) -> torch.Tensor:
@@ -659,6 +675,9 @@ def load_data(
     """
     name_str = os.fspath(name)
     key = name_str.lower()
+    for arg, n in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
+            raise DataError(f"{arg} must be a whole number of images per class >= 1, got {n!r}")
 
     def sub(d: ImageData) -> ImageData:
         if train_per_class is None and test_per_class is None:
@@ -666,10 +685,10 @@ def load_data(
         return subset(d, train_per_class, test_per_class, seed)
 
     if key == "synthetic":
-        n_tr = 10 * train_per_class if train_per_class else 5000
-        n_te = 10 * test_per_class if test_per_class else 1000
+        n_tr = 10 * train_per_class if train_per_class is not None else 5000
+        n_te = 10 * test_per_class if test_per_class is not None else 1000
         out = synthetic(n_tr, n_te, seed=seed)
-        if train_per_class or test_per_class:
+        if train_per_class is not None or test_per_class is not None:
             out.subset_sizes = (train_per_class, test_per_class)
         return out
     if key in CIFAR_ARCHIVES:

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["Context", "all_reduce_sum", "barrier", "cleanup", "context", "init_from_env"]
+__all__ = [
+    "Context", "all_reduce_max", "all_reduce_sum", "barrier", "broadcast_buffers", "cleanup",
+    "context", "init_from_env",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,17 @@ def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return tensor
+
+
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every process.
+
+    DDP broadcasts them at the start of each forward, so after the last training
+    step each process holds its own update; evaluating and saving must use one set.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def barrier() -> None:

@@ -89,9 +89,12 @@ class TrainingDiverged(RuntimeError):
 
 
 class OutOfMemory(ValueError):
-    """The GPU ran out of memory; the message names a batch size to try. ``.run`` is attached."""
+    """The GPU ran out of memory; the message says what to try (a smaller batch, a subset).
 
-    def __init__(self, message: str, run: Run):
+    ``.run`` holds the history so far (``None`` if the data did not fit before training).
+    """
+
+    def __init__(self, message: str, run: Run | None):
         super().__init__(message)
         self.run = run
 
@@ -406,8 +409,15 @@ def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     if mode == "fp16":
         return torch.float16
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # bf16 only where the tensor cores have it (sm_80+: A100, H100); since torch 2.4
+        # is_bf16_supported() also says yes for emulated bf16 on a T4, which is slow there.
+        return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
     return None  # CPU and MPS: fp32 (CPU autocast is slower than fp32 on most CPUs)
+
+
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    """Running sums (loss, errors, counts) in float64, except on MPS, which has none."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
@@ -423,15 +433,16 @@ def _evaluate_loader(
     was_training = model.training
     model.eval()
     dev = loader.device
-    sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss sum, wrong, count
+    sums = torch.zeros(3, dtype=_sum_dtype(dev), device=dev)  # loss sum, wrong, count
     for x, y in loader:
         with _autocast(dev, amp_dtype):
             out = model(x)
         out = out.float()
-        sums[0] += nn.functional.cross_entropy(out, y, reduction="sum").double()
+        sums[0] += nn.functional.cross_entropy(out, y, reduction="sum").to(sums.dtype)
         sums[1] += (out.argmax(1) != y).sum()
         sums[2] += len(y)
-    distributed.all_reduce_sum(sums)
+    if loader.world_size > 1:  # each process saw its shard; an unsharded loader saw everything
+        distributed.all_reduce_sum(sums)
     model.train(was_training)
     n = max(1.0, float(sums[2]))
     return float(sums[0]) / n, float(sums[1]) / n
@@ -583,7 +594,8 @@ def fused_sgd_supported(model: nn.Module) -> bool:
         return False
     if "fused" not in inspect.signature(torch.optim.SGD).parameters:
         return False
-    devices = set(_get_fused_kernels_supported_devices())
+    # CPU and CUDA only: MPS got its fused SGD kernel later than the generic device list says.
+    devices = set(_get_fused_kernels_supported_devices()) & {"cpu", "cuda"}
     params = list(model.parameters())
     return bool(params) and all(p.device.type in devices and p.is_floating_point() for p in params)
 
@@ -628,15 +640,24 @@ def train(
     if channels_last:
         model.to(memory_format=torch.channels_last)
 
-    train_loader = GpuLoader(
-        data.train_x, data.train_y, config.batch_size, True, data.mean, data.std, device,
-        augment=config.augment, channels_last=channels_last, seed=config.seed,
-        rank=ctx.rank, world_size=ctx.world_size,
-    )  # fmt: skip
-    test_loader = GpuLoader(
-        data.test_x, data.test_y, config.eval_batch_size, False, data.mean, data.std, device,
-        channels_last=channels_last, rank=ctx.rank, world_size=ctx.world_size,
-    )  # fmt: skip
+    try:  # the whole dataset moves to the device here
+        train_loader = GpuLoader(
+            data.train_x, data.train_y, config.batch_size, True, data.mean, data.std, device,
+            augment=config.augment, channels_last=channels_last, seed=config.seed,
+            rank=ctx.rank, world_size=ctx.world_size,
+        )  # fmt: skip
+        test_loader = GpuLoader(
+            data.test_x, data.test_y, config.eval_batch_size, False, data.mean, data.std, device,
+            channels_last=channels_last, rank=ctx.rank, world_size=ctx.world_size,
+        )  # fmt: skip
+    except _OOM:
+        size = (data.train_x.numel() + data.test_x.numel()) / 2**20
+        msg = (
+            f"the dataset ({size:.0f} MiB as uint8) does not fit in the memory of "
+            f"{runtime.device_name(device)}; free the GPU (other runs, notebooks), use a subset "
+            "(--subset N), or train on the CPU (--device cpu)"
+        )
+        raise OutOfMemory(msg, None) from None
     spe = len(train_loader)
     total = config.total_steps(spe)
     n_epochs = math.ceil(total / spe)
@@ -657,8 +678,9 @@ def train(
 
     # Progress counters; sums live on the device so the GPU is never made to wait.
     step = epoch = batch_in_epoch = 0
-    acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss*n, wrong, n, grad steps
-    gsum = torch.zeros(len(layers), dtype=torch.float64, device=device)
+    sum_dtype = _sum_dtype(device)
+    acc = torch.zeros(4, dtype=sum_dtype, device=device)  # loss*n, wrong, n, grad-norm steps
+    gsum = torch.zeros(len(layers), dtype=sum_dtype, device=device)
     # Training seconds of the current epoch: earlier sessions (resume) + this one's clock
     # since t_epoch - evaluations in between; images/s counts training only.
     epoch_train_time = epoch_eval_time = 0.0
@@ -677,9 +699,9 @@ def train(
         ckpt.set_rng_state(state.get("rng", {}))
         p = state["progress"]
         step, epoch, batch_in_epoch = int(p["step"]), int(p["epoch"]), int(p["batch_in_epoch"])
-        acc = p["acc"].to(device=device, dtype=torch.float64)
+        acc = p["acc"].to(device=device, dtype=sum_dtype)
         if layers and p.get("gsum") is not None and len(p["gsum"]) == len(layers):
-            gsum = p["gsum"].to(device=device, dtype=torch.float64)
+            gsum = p["gsum"].to(device=device, dtype=sum_dtype)
         epoch_train_time = float(p.get("epoch_train_time", 0.0))
         wall_offset = float(state.get("wall_time", 0.0))
         run.history = list(state["history"])
@@ -734,20 +756,25 @@ def train(
     bar = _Progress(progress and main, total, step, run.model_name)
     t_start = time.perf_counter()
     bad_step = torch.full((), -1, dtype=torch.int64, device=device)
-    check_every = 1 if device.type == "cpu" else max(1, min(config.log_every_steps or 50, 50))
+    check_every = _nan_check_interval(device, config)
     window = (step, acc.clone(), time.perf_counter())  # for step records
     lr = lr_at(config, step, total, depth)
 
     def diverged(at: int) -> None:
         at_lr = lr_at(config, at, total, depth)
+        lower = at_lr / 2
         hint = (
-            "lower the learning rate (e.g. lr=%.3g)" % (at_lr / 2)
+            f"lower the learning rate (e.g. lr={lower:.3g}, --lr {lower:.3g})"
             + (
                 ""
                 if config.warmup_steps
-                else ", or add a warm-up (warmup_steps=400, warmup_lr=0.01)"
+                else ", or add a warm-up (warmup_steps=400, warmup_lr=0.01; --warmup-steps 400)"
             )
-            + ("; with fp16, try amp='bf16' or 'off'" if amp_dtype == torch.float16 else "")
+            + (
+                "; with fp16, try amp='bf16' or 'off' (--amp bf16 / --amp off)"
+                if amp_dtype == torch.float16
+                else ""
+            )
         )
         msg = f"training diverged: the loss became NaN or infinite at step {at} (lr {at_lr:.4g}); {hint}"
         run.status, run.message = "diverged", msg
@@ -780,20 +807,22 @@ def train(
                         (loss * weight).backward()
                     if layers:
                         norms = torch.stack([p.grad.detach().float().norm() for _, p in layers])
-                        gsum += norms.double()
+                        # fp16 steps that the scaler skips have inf gradients: leave them out
+                        ok = torch.isfinite(norms).all()
+                        gsum += torch.where(ok, norms, 0.0).to(sum_dtype)
+                        acc[3] += ok
                     if scaler is not None:
                         scaler.step(optimizer)
                         scaler.update()
                     else:
                         optimizer.step()
                     with torch.no_grad():
-                        ld = loss.detach().double()
-                        acc += torch.stack([
-                            ld * n_local,
-                            (out.detach().argmax(1) != y).sum().double(),
-                            torch.tensor(float(n_local), dtype=torch.float64, device=device),
-                            torch.ones((), dtype=torch.float64, device=device),
-                        ])  # fmt: skip
+                        # In-place sums with Python scalars: no host-to-device copy, which
+                        # would make the GPU wait every step.
+                        ld = loss.detach().to(sum_dtype)
+                        acc[0] += ld * n_local
+                        acc[1] += (out.detach().argmax(1) != y).sum()
+                        acc[2] += n_local
                         finite = torch.isfinite(ld)
                         bad_step = torch.where(~finite & (bad_step < 0), step, bad_step)
                     step += 1
@@ -810,18 +839,21 @@ def train(
                     log_now = eval_now or (
                         config.log_every_steps and step % config.log_every_steps == 0
                     )
-                    if step % check_every == 0 or log_now or step >= total:
-                        b = (
-                            distributed.all_reduce_max(bad_step.clone())
-                            if ctx.is_distributed
-                            else bad_step
-                        )
-                        if int(b) >= 0:
-                            diverged(int(b))
+                    stop_now = False
+                    # (also at each epoch end, so that no epoch record holds a NaN loss)
+                    if step % check_every == 0 or log_now or step >= total or batch_in_epoch >= spe:
+                        if ctx.is_distributed:  # every process learns of a NaN or a Ctrl-C
+                            flags = torch.stack([bad_step, _flag(interrupted, device)])
+                            b, stop_now = distributed.all_reduce_max(flags).tolist()
+                        else:
+                            b = int(bad_step)
+                        if b >= 0:
+                            diverged(b)
                     if log_now:
                         test, t_eval = None, 0.0
                         if eval_now:
                             t0 = time.perf_counter()
+                            distributed.broadcast_buffers(model)
                             test = _evaluate_loader(model, test_loader, amp_dtype)
                             t_eval = time.perf_counter() - t0
                             epoch_eval_time += t_eval
@@ -829,7 +861,9 @@ def train(
                                               t_start, callbacks, bar, test, t_eval)  # fmt: skip
                     else:
                         bar.update(1)
-                    if interrupted.is_set():
+                    # Under DDP a process stops only when all agreed to (else the others
+                    # would wait for it in the next all-reduce for ever).
+                    if stop_now or (interrupted.is_set() and not ctx.is_distributed):
                         raise _Interrupted
                     if step >= total:
                         break
@@ -840,6 +874,7 @@ def train(
                 epoch += 1
                 test_loss = test_error = None
                 if epoch % config.eval_every == 0 or step >= total:
+                    distributed.broadcast_buffers(model)  # one set of BN statistics: rank 0's
                     test_loss, test_error = _evaluate_loader(model, test_loader, amp_dtype)
                 record: dict[str, Any] = {
                     "epoch": epoch,
@@ -866,7 +901,10 @@ def train(
                 if epoch % config.checkpoint_every == 0 or step >= total:
                     save_ckpt()
                 _call(callbacks, "epoch", run, record)
-                if interrupted.is_set():
+                if ctx.is_distributed:
+                    if distributed.all_reduce_max(_flag(interrupted, device)).item():
+                        raise _Interrupted
+                elif interrupted.is_set():
                     raise _Interrupted
         run.status = "completed"
     except StopTraining:
@@ -882,24 +920,42 @@ def train(
         )
         run.message = f"interrupted at step {step}{where}"
         bar.write(run.message)
-    except _OOM as exc:
+    except _OOM:
         run.status = "out_of_memory"
         smaller = max(1, config.batch_size // 2)
         run.message = (
             f"the GPU ran out of memory at batch size {config.batch_size} "
-            f"({run.device_name}); try batch_size={smaller} (--batch-size {smaller}), "
-            "amp='bf16'/'fp16', or a smaller model"
+            f"({run.device_name}); try batch_size={smaller} (--batch-size {smaller})"
+            + ("" if amp_dtype is not None else ", amp='bf16'/'fp16' (--amp)")
+            + ", or a smaller model"
         )
-        raise OutOfMemory(run.message, run) from exc
     finally:
         bar.close()
         run.wall_time = wall_offset + time.perf_counter() - t_start
+    if run.status == "out_of_memory":
+        # Raised outside the except block, with this frame's big locals dropped: the
+        # exception (kept by a notebook or a widget) must not keep the batch, its graph
+        # and the data on the GPU, or a retry with a smaller batch runs out again.
+        x = y = out = loss = optimizer = scaler = train_loader = test_loader = None  # noqa: F841
+        net = fwd = None  # noqa: F841
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        raise OutOfMemory(run.message, run)
     _call(callbacks, "end", run, run.history[-1] if run.history else {})
     if store is not None and main and run.status in ("completed", "stopped"):
         from resnet_lab import results
 
         results.save_run(run, store)
     return run
+
+
+def _nan_check_interval(device: torch.device, config: TrainConfig) -> int:
+    """Steps between NaN checks: every step on CPU; on a GPU a check waits for the device."""
+    return 1 if device.type == "cpu" else max(1, min(config.log_every_steps or 50, 50))
+
+
+def _flag(event: threading.Event, device: torch.device) -> torch.Tensor:
+    return torch.full((), int(event.is_set()), dtype=torch.int64, device=device)
 
 
 def _global_batch(loader: GpuLoader, batch_index: int) -> int:

@@ -35,7 +35,17 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     """The training device: an explicit choice, else ``RESNET_LAB_DEVICE``, else cuda > mps > cpu."""
     choice = device if device is not None else os.environ.get("RESNET_LAB_DEVICE") or None
     if choice is not None:
-        dev = torch.device(choice)
+        try:
+            dev = torch.device(choice)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"unknown device {str(choice)!r}; use cpu, cuda, cuda:N or mps"
+            ) from exc
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(
+                f"device {str(choice)!r} was asked for, but this PyTorch has no Apple GPU (MPS) "
+                "here; use device='cpu' or unset RESNET_LAB_DEVICE"
+            )
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(
                 f"device {str(choice)!r} was asked for, but PyTorch sees no CUDA GPU here; "

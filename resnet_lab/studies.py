@@ -398,11 +398,13 @@ def overlay_figure(
     study: Mapping[tuple[str, int], RunRecord],
     live: Mapping[str, Sequence[Mapping[str, Any]]],
     epochs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    live_variant: str | None = None,
 ):
     """Live training curves (solid) over the stored ones of the same networks (dashed).
 
     ``live`` maps ``'kind-depth'`` (e.g. ``'plain-56'``) to step records, ``epochs`` to
-    epoch records (test error dots). Returns a :class:`matplotlib.figure.Figure` made
+    epoch records (test error dots); ``live_variant`` names the data the live runs train
+    on (e.g. ``synthetic``), so the legend never passes them off as CIFAR. Returns a :class:`matplotlib.figure.Figure` made
     without pyplot, so it is safe to draw from a training thread.
     """
     from matplotlib.figure import Figure
@@ -410,6 +412,7 @@ def overlay_figure(
     fig = Figure(figsize=(6.4, 3.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     names = list(dict.fromkeys([*live, *(epochs or {})]))
+    on = f" on {live_variant}" if live_variant else ""
     for i, name in enumerate(names):
         color = f"C{i % 10}"
         kind, _, depth = name.partition("-")
@@ -424,7 +427,7 @@ def overlay_figure(
                 [100 * s["train_error"] for s in steps],
                 color=color,
                 lw=1.8,
-                label=f"{name}, live (train)",
+                label=f"{name}, live{on} (train)",
             )
         tested = [h for h in (epochs or {}).get(name, []) if h.get("test_error") is not None]
         if tested:
@@ -433,7 +436,7 @@ def overlay_figure(
                 [100 * h["test_error"] for h in tested],
                 "o",
                 color=color,
-                label=f"{name}, live (test)",
+                label=f"{name}, live{on} (test)",
             )
     ax.set_xlabel("iteration (mini-batch of 128 images)")
     ax.set_ylabel("error (%)")
@@ -487,7 +490,7 @@ def depth_panel(
         train_fn,
         depths=depths,
         kinds=KINDS,
-        plot_fn=lambda histories: overlay_figure(study, live, histories),
+        plot_fn=lambda histories: overlay_figure(study, live, histories, data.variant),
         background=background,
     )
     panel.live = live  # type: ignore[attr-defined]

@@ -116,7 +116,10 @@ def _stop_training() -> type[BaseException]:
     return StopTraining
 
 
-def _plot_histories(histories: Mapping[str, Sequence[Mapping[str, float]]]) -> Any:
+def _plot_histories(
+    histories: Mapping[str, Sequence[Mapping[str, float]]],
+    variants: Mapping[str, str] | None = None,
+) -> Any:
     """Test error (solid) and training error (dashed) per epoch for every run so far."""
     from matplotlib.figure import Figure
 
@@ -127,7 +130,8 @@ def _plot_histories(histories: Mapping[str, Sequence[Mapping[str, float]]]) -> A
         color = f"C{i % 10}"
         epochs = [r["epoch"] for r in history]
         if history and "test_error" in history[0]:
-            ax.plot(epochs, [100 * r["test_error"] for r in history], color=color, label=name)
+            on = f" ({variants[name]})" if variants and name in variants else ""
+            ax.plot(epochs, [100 * r["test_error"] for r in history], color=color, label=name + on)
         if history and "train_error" in history[0]:
             ax.plot(epochs, [100 * r["train_error"] for r in history], color=color, ls="--")
     ax.set_xlabel("epoch")
@@ -171,9 +175,10 @@ class TrainPanel(widgets.VBox):
         if not depths or not kinds:
             raise ValueError("TrainPanel needs at least one depth and one kind of network")
         self.train_fn = train_fn
-        self.plot_fn = plot_fn or _plot_histories
+        self.plot_fn = plot_fn or (lambda histories: _plot_histories(histories, self.variants))
         self.background = background
         self.histories: dict[str, list[dict]] = {}
+        self.variants: dict[str, str] = {}  # run name -> data variant, once training reports it
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -230,13 +235,16 @@ class TrainPanel(widgets.VBox):
         stop_training = _stop_training()
 
         def callback(event: str, run: Any = None, record: Mapping[str, Any] | None = None) -> None:
+            if getattr(run, "variant", None):  # say what data made the curves (e.g. synthetic)
+                self.variants[name] = run.variant
             if event == "epoch" and record is not None:
                 self.histories[name].append(dict(record))
                 self.redraw()
                 epoch = record.get("epoch", len(self.histories[name]))
                 error = record.get("test_error")
                 detail = f", test error {100 * error:.1f}%" if error is not None else ""
-                self.status.value = f"training {name}: epoch {epoch}{detail}"
+                on = f" on {self.variants[name]}" if name in self.variants else ""
+                self.status.value = f"training {name}{on}: epoch {epoch}{detail}"
             if self._stop.is_set():
                 raise stop_training(f"stopped by the reader ({name})")
 

@@ -47,8 +47,27 @@ def test_foreign_missing_and_corrupt_checkpoints_are_refused(tmp_path):
     with pytest.raises(C.CheckpointError, match="other.pt: not a resnet_lab checkpoint"):
         C.load_checkpoint(tmp_path / "other.pt")
     (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(C.CheckpointError, match="cut.pt: unreadable"):
+    with pytest.raises(C.CheckpointError, match=r"cut.pt: damaged .*delete it") as info:
         C.load_checkpoint(tmp_path / "cut.pt")
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path / "cut.pt") in message  # one line, full path
+
+
+def test_checkpoint_tensors_are_saved_as_cpu_copies(tmp_path, monkeypatch):
+    moved = []
+    real_cpu = torch.Tensor.cpu
+
+    def spy(self, *args, **kwargs):
+        moved.append(tuple(self.shape))
+        return real_cpu(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "cpu", spy)
+    state = {"model": {"w": torch.ones(2, 3)}, "optimizer": {"state": [torch.zeros(4)]},
+             "config": {}, "progress": {"acc": torch.zeros(1)}, "history": [], "t": (1, 2)}  # fmt: skip
+    C.save_checkpoint(state, tmp_path / "c.pt")
+    assert sorted(moved) == [(1,), (2, 3), (4,)]  # every tensor, however deeply nested
+    back = C.load_checkpoint(tmp_path / "c.pt")
+    assert back["t"] == (1, 2) and torch.equal(back["optimizer"]["state"][0], torch.zeros(4))
 
 
 def test_resume_with_other_settings_or_model_is_refused(trained):

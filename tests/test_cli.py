@@ -28,10 +28,30 @@ def test_help_everywhere(argv, capsys):
         (["train", "resnet20", "--data", "synthetic", "--epochs", "0"], "positive integer"),
         (["sweep", "--models", "resnet20", "plainX"], "unknown model"),
         (["info"], "--list"),
+        (["info", "resnet20", "--input-size", "3", "0", "0"], "three positive numbers"),
+        (["train", "resnet20", "--data", "synthetic", "--subset", "0"], "--subset N takes"),
+        (["train", "resnet20", "--data", "synthetic", "--device", "bogus"], "unknown device"),
+        (
+            ["train", "resnet20", "--data", "synthetic", "--output", "r", "--resume"],
+            "no checkpoint at r/checkpoint.pt",
+        ),
+        (
+            ["train", "resnet20", "--data", "synthetic", "--output", "a-file"],
+            "choose another --output",
+        ),
+        (
+            ["train", "resnet20", "--data", "synthetic", "--store", "a-file"],
+            "choose another --store",
+        ),
+        (["train", "resnet20", "--data", "synthetic", "--set", "nesterov=maybe"], "as bool"),
+        (["train", "resnet20", "--data", "synthetic", "--set", "speed=11"], "FIELD one of"),
+        (["bench", "resnet20", "--data", "missing.zip"], "unknown dataset"),
+        (["bench", "nosuchnet"], "unknown model"),
     ],
 )
 def test_user_mistakes_exit_2_without_traceback(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("a file where a folder should be")
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
@@ -88,3 +108,55 @@ def test_recipe_flags_reach_the_config():
     assert cli._config_overrides(args) == {
         "epochs": 2, "log_every_steps": 20, "eval_every_steps": 130, "warmup_steps": 0,
     }  # fmt: skip
+
+
+def test_set_reads_any_field_by_its_type():
+    args = cli._parser().parse_args(
+        ["train", "resnet20", "--set", "nesterov=true", "--set", "milestones=0.3,0.6",
+         "--set", "warmup-lr=0.02", "--set", "eval_batch_size=500", "--set", "channels_last=none",
+         "--set", "schedule=cosine"]
+    )  # fmt: skip
+    assert cli._config_overrides(args) == {
+        "nesterov": True, "milestones": (0.3, 0.6), "warmup_lr": 0.02, "eval_batch_size": 500,
+        "channels_last": None, "schedule": "cosine",
+    }  # fmt: skip
+    from resnet_lab import engine
+
+    config = engine.recipe("paper", **cli._config_overrides(args))
+    assert config.nesterov and config.milestones == (0.3, 0.6) and config.warmup_lr == 0.02
+
+
+@pytest.mark.slow
+def test_diverged_run_keeps_its_history_beside_the_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "resnet20", *TINY, "--lr", "1e12", "--set", "schedule=constant",
+            "--output", "run", "--store", "store"]  # fmt: skip
+    argv[argv.index("--epochs") + 1] = "3"
+    assert cli.main(argv) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "diverged" in err and "--lr" in err and "the history so far is in run/" in err
+    (kept,) = results.list_runs(tmp_path / "run")
+    assert kept.status == "diverged" and kept.model == "resnet20"
+    assert results.list_runs(tmp_path / "store") == []  # the store holds finished runs only
+
+
+def test_sweep_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, monkeypatch, capsys):
+    from resnet_lab import engine
+
+    monkeypatch.chdir(tmp_path)
+    trained = []
+
+    def fake_train(model, data, config, *, name, **kwargs):
+        trained.append(name)
+        if name == "plain20":
+            raise engine.TrainingDiverged("training diverged: the loss became NaN at step 3", None)
+        run = engine.Run(model_name=name, config=config, data=data.info())
+        run.status = "completed"
+        return run
+
+    monkeypatch.setattr(engine, "train", fake_train)
+    monkeypatch.setattr(cli, "_report", lambda run, ctx: 0)
+    code = cli.main(["sweep", "--models", "plain20", "resnet20", *TINY, "--store", "store"])
+    assert code == cli.EXIT_FAILED and trained == ["plain20", "resnet20"]
+    err = capsys.readouterr().err
+    assert "plain20 seed 0 failed" in err and "1 run(s) failed: plain20 seed 0" in err

@@ -130,6 +130,29 @@ def test_image_folder_subset_decodes_the_same_choice_and_full_decode_is_cached(i
     assert partial.subset_sizes == (2, 1)
 
 
+def test_image_folder_zip_from_a_mac_ignores_its_metadata_files(image_zip, tmp_path):
+    path, images = image_zip
+    mac = tmp_path / "from-a-mac.zip"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(mac, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+            dst.writestr(f"__MACOSX/{name.rsplit('/', 1)[0]}/._{name.rsplit('/', 1)[-1]}", b"\0\5")
+        dst.writestr("train/.hidden/._x.png", b"junk")
+    plain, from_mac = D.load_image_folder(path), D.load_image_folder(mac)
+    assert from_mac.classes == plain.classes
+    assert torch.equal(from_mac.train_x, plain.train_x) and torch.equal(
+        from_mac.test_y, plain.test_y
+    )
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, True])
+def test_subset_sizes_must_be_whole_positive_numbers(n):
+    with pytest.raises(D.DataError, match="images per class >= 1"):
+        D.load_data("synthetic", train_per_class=n)
+    with pytest.raises(D.DataError, match="images per class >= 1"):
+        D.load_data("synthetic", test_per_class=n)
+
+
 def test_image_folder_errors_are_clear(tmp_path):
     bad = tmp_path / "flat"
     bad.mkdir()

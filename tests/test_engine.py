@@ -214,6 +214,20 @@ def test_amp_choice_by_hardware():
     assert E._amp_dtype("off", torch.device("cuda")) is None
 
 
+@pytest.mark.parametrize("capability, dtype", [((7, 5), torch.float16), ((8, 0), torch.bfloat16),
+                                               ((9, 0), torch.bfloat16)])  # fmt: skip
+def test_auto_amp_is_fp16_on_a_t4_and_bf16_from_ampere_on(monkeypatch, capability, dtype):
+    # torch >= 2.4 says a T4 "supports" bf16 (emulated, slow): the choice must not ask that.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    assert E._amp_dtype("auto", torch.device("cuda")) is dtype
+
+
+def test_running_sums_avoid_float64_on_mps():
+    assert E._sum_dtype(torch.device("mps")) is torch.float32
+    assert E._sum_dtype(torch.device("cpu")) is torch.float64
+
+
 class _OomNet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -227,6 +241,33 @@ def test_out_of_memory_names_a_smaller_batch_size(data):
     with pytest.raises(E.OutOfMemory, match=r"batch size 32.*batch_size=16") as info:
         E.train(_OomNet(), data, small(), progress=False)
     assert info.value.run.status == "out_of_memory"
+    # Raised with no chained exception and the batch dropped from the training frame, so a
+    # notebook that keeps the error does not keep the GPU memory of the failed step.
+    exc = info.value
+    assert exc.__cause__ is None and exc.__context__ is None
+    frame = exc.__traceback__.tb_next.tb_frame  # train()
+    assert frame.f_code.co_name == "train"
+    assert all(frame.f_locals.get(k) is None for k in ("x", "out", "loss", "train_loader"))
+
+
+def test_out_of_memory_while_moving_the_data_suggests_a_subset(data, monkeypatch):
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(E, "GpuLoader", oom)
+    with pytest.raises(E.OutOfMemory, match=r"does not fit.*--subset") as info:
+        E.train(tiny_net(), data, small(), progress=False)
+    assert info.value.run is None
+
+
+def test_nan_at_an_epoch_end_is_caught_before_the_epoch_is_recorded(data, monkeypatch):
+    # On a GPU the NaN check runs every few dozen steps; an epoch's record must not hold NaN.
+    monkeypatch.setattr(E, "_nan_check_interval", lambda device, config: 50)
+    steps = len(E.GpuLoader(data.train_x, data.train_y, 32, True, data.mean, data.std, "cpu"))
+    with pytest.raises(E.TrainingDiverged) as info:
+        E.train(_NanAfter(tiny_net(), steps - 1), data, small(epochs=2, log_every_steps=0),
+                progress=False)  # fmt: skip
+    assert info.value.run.history == []
 
 
 # ----------------------------------------------------------------------------- test curves

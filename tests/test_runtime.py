@@ -77,3 +77,16 @@ def test_glue_works_without_myst_nb(monkeypatch):
 def test_show_source_shows_the_real_code():
     code = rl.show_source(runtime.pick_tier)
     assert "def pick_tier" in code.data
+
+
+@pytest.mark.parametrize("choice, message", [("bogus", "unknown device 'bogus'"),
+                                             ("cuda:x", "unknown device")])  # fmt: skip
+def test_unknown_device_names_the_choices(choice, message):
+    with pytest.raises(ValueError, match=message):
+        runtime.pick_device(choice)
+
+
+def test_mps_requested_without_an_apple_gpu_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"no Apple GPU.*device='cpu'"):
+        runtime.pick_device("mps")

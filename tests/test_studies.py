@@ -192,5 +192,10 @@ def test_depth_panel_trains_and_overlays(store):
         "residual-20, live (train)",
         "residual-20, live (test)",
     ]
+    fig = studies.overlay_figure(study, panel.live, panel.histories, data.variant)
+    assert [line.get_label() for line in fig.axes[0].lines][1:] == [
+        "residual-20, live on synthetic (train)",
+        "residual-20, live on synthetic (test)",
+    ]
     assert list_runs(store, model="resnet20")  # the live run is not saved into the store
     assert len(list_runs(store, model="resnet20")) == 1

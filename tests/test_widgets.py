@@ -99,6 +99,19 @@ def test_train_panel_runs_the_chosen_network_and_plots(stop_exception):
     assert not panel.start.disabled and panel.stop.disabled  # ready for the next run
 
 
+def test_train_panel_curves_name_the_data_they_come_from(stop_exception):
+    class FakeRun:
+        variant = "synthetic"
+
+    def train(depth, kind, callback):
+        callback("epoch", FakeRun(), {"epoch": 1, "train_error": 0.5, "test_error": 0.6})
+
+    panel = rw.TrainPanel(train, background=False)
+    panel.start.click()
+    assert panel.variants == {"plain-20": "synthetic"}
+    assert len(panel.histories["plain-20"]) == 1
+
+
 def test_train_panel_never_runs_twice_and_stop_stops(stop_exception):
     calls = []
     gate = threading.Event()
