@@ -748,6 +748,15 @@ def train(
             "wall_time": wall_offset + (time.perf_counter() - t_start),
         }
 
+    evaluating = False  # an out-of-memory error then names eval_batch_size, not batch_size
+
+    def evaluate_test() -> tuple[float, float]:
+        nonlocal evaluating
+        evaluating = True
+        result = _evaluate_loader(model, test_loader, amp_dtype)
+        evaluating = False
+        return result
+
     def save_ckpt() -> None:
         if checkpoint is not None and main:
             ckpt.save_checkpoint(snapshot(), checkpoint)
@@ -854,7 +863,7 @@ def train(
                         if eval_now:
                             t0 = time.perf_counter()
                             distributed.broadcast_buffers(model)
-                            test = _evaluate_loader(model, test_loader, amp_dtype)
+                            test = evaluate_test()
                             t_eval = time.perf_counter() - t0
                             epoch_eval_time += t_eval
                         window = _step_record(run, window, acc, step, spe, lr, wall_offset,
@@ -875,7 +884,7 @@ def train(
                 test_loss = test_error = None
                 if epoch % config.eval_every == 0 or step >= total:
                     distributed.broadcast_buffers(model)  # one set of BN statistics: rank 0's
-                    test_loss, test_error = _evaluate_loader(model, test_loader, amp_dtype)
+                    test_loss, test_error = evaluate_test()
                 record: dict[str, Any] = {
                     "epoch": epoch,
                     "step": step,
@@ -922,13 +931,21 @@ def train(
         bar.write(run.message)
     except _OOM:
         run.status = "out_of_memory"
-        smaller = max(1, config.batch_size // 2)
-        run.message = (
-            f"the GPU ran out of memory at batch size {config.batch_size} "
-            f"({run.device_name}); try batch_size={smaller} (--batch-size {smaller})"
-            + ("" if amp_dtype is not None else ", amp='bf16'/'fp16' (--amp)")
-            + ", or a smaller model"
-        )
+        if evaluating:
+            smaller = max(1, config.eval_batch_size // 2)
+            run.message = (
+                f"the GPU ran out of memory evaluating batches of {config.eval_batch_size} test "
+                f"images ({run.device_name}); try eval_batch_size={smaller} "
+                f"(--set eval_batch_size={smaller})"
+            )
+        else:
+            smaller = max(1, config.batch_size // 2)
+            run.message = (
+                f"the GPU ran out of memory at batch size {config.batch_size} "
+                f"({run.device_name}); try batch_size={smaller} (--batch-size {smaller})"
+                + ("" if amp_dtype is not None else ", amp='bf16'/'fp16' (--amp)")
+                + ", or a smaller model"
+            )
     finally:
         bar.close()
         run.wall_time = wall_offset + time.perf_counter() - t_start

@@ -250,6 +250,22 @@ def test_out_of_memory_names_a_smaller_batch_size(data):
     assert all(frame.f_locals.get(k) is None for k in ("x", "out", "loss", "train_loader"))
 
 
+class _EvalOomNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = tiny_net()
+
+    def forward(self, x):
+        if not self.training:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+        return self.net(x)
+
+
+def test_out_of_memory_while_evaluating_names_the_evaluation_batch(data):
+    with pytest.raises(E.OutOfMemory, match=r"evaluating batches of 64.*eval_batch_size=32"):
+        E.train(_EvalOomNet(), data, small(), progress=False)
+
+
 def test_out_of_memory_while_moving_the_data_suggests_a_subset(data, monkeypatch):
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory")
