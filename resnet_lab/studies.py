@@ -404,8 +404,9 @@ def overlay_figure(
 
     ``live`` maps ``'kind-depth'`` (e.g. ``'plain-56'``) to step records, ``epochs`` to
     epoch records (test error dots); ``live_variant`` names the data the live runs train
-    on (e.g. ``synthetic``), so the legend never passes them off as CIFAR. Returns a :class:`matplotlib.figure.Figure` made
-    without pyplot, so it is safe to draw from a training thread.
+    on (e.g. ``synthetic``), so the legend never passes them off as CIFAR. Returns a
+    :class:`matplotlib.figure.Figure` made without pyplot, so it is safe to draw from a
+    training thread.
     """
     from matplotlib.figure import Figure
 
