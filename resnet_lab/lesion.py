@@ -15,8 +15,9 @@ What "deleting block i" means here, stated once:
 - **Plain block** (``use_shortcut=False``): there is no shortcut to fall back on, so the
   block is replaced by the identity. Where the block changes the shape (the first block of
   a new stage), the parameter-free option-A map of He et al. (2016, Sec. 3.3) is used
-  instead: subsample by the stride and append zero channels. Pass ``skip_downsampling=True``
-  to :func:`block_deletion_errors` to leave those blocks out (their error is ``nan``).
+  instead: subsample by the stride and add zero channels on both sides. Pass
+  ``skip_downsampling=True`` to :func:`block_deletion_errors` to leave those blocks out
+  (their error is ``nan``).
 
 Every function restores the model exactly (its ``forward`` methods and its mode).
 """

@@ -67,8 +67,8 @@ def test_plain_blocks_become_identity_or_option_a() -> None:
         assert torch.equal(net.layer1[0](x), x)
         out = net.layer2[0](x)
     assert out.shape == (2, 8, 4, 4)
-    assert torch.equal(out[:, :4], x[:, :, ::2, ::2])
-    assert torch.count_nonzero(out[:, 4:]) == 0
+    assert torch.equal(out[:, 2:6], x[:, :, ::2, ::2])  # option A pads both sides
+    assert torch.count_nonzero(out[:, :2]) == torch.count_nonzero(out[:, 6:]) == 0
 
 
 def test_preact_deletion_has_no_final_relu() -> None:

@@ -93,10 +93,79 @@ def test_option_a_shortcut_subsamples_and_zero_pads() -> None:
     x = torch.randn(2, 16, 8, 8)
     y = pad(x)
     assert list(pad.parameters()) == [] and y.shape == (2, 32, 4, 4)
-    assert torch.equal(y[:, :16], x[:, :, ::2, ::2])
-    assert torch.equal(y[:, 16:], torch.zeros(2, 16, 4, 4))
+    # Zeros on both sides of the identity channels, 8 before and 8 after (akamaster's layout).
+    assert torch.equal(y[:, 8:24], x[:, :, ::2, ::2])
+    assert torch.equal(y[:, :8], torch.zeros(2, 8, 4, 4))
+    assert torch.equal(y[:, 24:], torch.zeros(2, 8, 4, 4))
+    # An odd number of new channels puts the extra one after.
+    z = PadShortcut(3, 8)(torch.ones(1, 3, 2, 2))
+    assert z[0, :, 0, 0].tolist() == [0, 0, 1, 1, 1, 0, 0, 0]
     with pytest.raises(ValueError, match="option A"):
         PadShortcut(32, 16)
+
+
+class _ReferenceBlock(nn.Module):
+    """akamaster/pytorch_resnet_cifar10's BasicBlock, option A, written from its description."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.pad = stride != 1 or in_planes != planes
+        self.planes = planes
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.pad:
+            return x
+        p = self.planes // 4
+        return nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class _ReferenceCifarResNet(nn.Module):
+    """akamaster's ResNet: ``conv1``, ``bn1``, ``layer1..3``, average pooling, ``linear``."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        widths = [(16, 16, 1), (16, 32, 2), (32, 64, 2)]
+        for i, (cin, cout, stride) in enumerate(widths, 1):
+            blocks = [_ReferenceBlock(cin, cout, stride)]
+            blocks += [_ReferenceBlock(cout, cout, 1) for _ in range(n - 1)]
+            setattr(self, f"layer{i}", nn.Sequential(*blocks))
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = nn.functional.avg_pool2d(out, out.size()[3])
+        return self.linear(out.flatten(1))
+
+
+@pytest.mark.parametrize("depth", [20, 32])
+def test_option_a_matches_the_reference_cifar_resnet(depth: int) -> None:
+    """Weights of akamaster/pytorch_resnet_cifar10 load into ours with identical outputs."""
+    torch.manual_seed(depth)
+    theirs = _ReferenceCifarResNet((depth - 2) // 6)
+    for m in theirs.modules():
+        if isinstance(m, nn.BatchNorm2d):  # non-trivial statistics, or a wrong pad can hide
+            m.running_mean.normal_(0, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.5)
+    ours = build(f"resnet{depth}")
+    state = {k.replace("linear.", "fc."): v for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(state)  # strict: the same names and shapes, once linear is fc
+    theirs.eval(), ours.eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
 
 
 def test_residual_blocks_in_depth_order() -> None:

@@ -39,8 +39,11 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 class PadShortcut(nn.Module):
     """Option A shortcut (He et al. 2016, Sec. 3.3): identity that subsamples and zero-pads.
 
-    Takes every ``stride``-th pixel and appends ``out_planes - in_planes`` zero channels, so
-    the shortcut has no parameters at all.
+    Takes every ``stride``-th pixel and adds ``out_planes - in_planes`` zero channels, so the
+    shortcut has no parameters at all. The paper does not say where the zeros go; as in
+    akamaster/pytorch_resnet_cifar10, the most used PyTorch CIFAR ResNet, half go before the
+    identity channels and half after (``planes // 4`` each side when the width doubles), so
+    its weights load into our nets with identical outputs.
     """
 
     def __init__(self, in_planes: int, out_planes: int, stride: int = 1) -> None:
@@ -54,7 +57,9 @@ class PadShortcut(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.out_planes - self.in_planes))
+        extra = self.out_planes - self.in_planes
+        # F.pad's last pair pads dim 1 (channels): zeros before and after the identity.
+        return F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
 
     def extra_repr(self) -> str:
         return f"{self.in_planes}, {self.out_planes}, stride={self.stride}"
