@@ -27,6 +27,7 @@ from resnet_lab.io import atomic_torch_save
 __all__ = [
     "FORMAT",
     "CheckpointError",
+    "cpu_copy",
     "load_checkpoint",
     "rng_state",
     "save_checkpoint",
@@ -54,13 +55,19 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     return atomic_torch_save(_on_cpu({"format": FORMAT, **state}), path)
 
 
-def _on_cpu(obj: Any) -> Any:
+def cpu_copy(state: Any) -> Any:
+    """A copy of ``state`` on the CPU that later training steps cannot change (the engine
+    keeps the last good epoch this way, to save it if a later epoch turns out non-finite)."""
+    return _on_cpu(state, copy=True)
+
+
+def _on_cpu(obj: Any, copy: bool = False) -> Any:
     if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
+        return obj.detach().to("cpu", copy=copy)
     if isinstance(obj, dict):
-        return {k: _on_cpu(v) for k, v in obj.items()}
+        return {k: _on_cpu(v, copy) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_on_cpu(v) for v in obj)
+        return type(obj)(_on_cpu(v, copy) for v in obj)
     return obj
 
 

@@ -37,6 +37,7 @@ import contextlib
 import dataclasses
 import inspect
 import math
+import os
 import signal
 import threading
 import time
@@ -56,6 +57,8 @@ from resnet_lab.data import GpuLoader, ImageData, default_channels_last
 
 __all__ = [
     "RECIPES",
+    "ConfigError",
+    "Fix",
     "OutOfMemory",
     "Run",
     "StopTraining",
@@ -65,6 +68,7 @@ __all__ = [
     "lr_at",
     "model_depth",
     "recipe",
+    "spell_argument",
     "train",
 ]
 
@@ -80,23 +84,68 @@ class StopTraining(Exception):  # noqa: N818 - a signal, not an error
     """Raise from a callback to end training cleanly (the run is marked ``stopped``)."""
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite. ``.run`` holds the history up to that point."""
+def spell_argument(name: str, value: Any) -> str:
+    """A setting as a Python caller writes it (``lr=0.05``); the command line spells its own."""
+    if isinstance(value, float):
+        return f"{name}={value:.3g}"
+    return f"{name}={value!r}" if isinstance(value, str) and value != "N" else f"{name}={value}"
 
-    def __init__(self, message: str, run: Run):
-        super().__init__(message)
-        self.run = run
+
+@dataclass(frozen=True)
+class Fix:
+    """One way out of a failure: what to do and the settings that do it (``{'lr': 0.05}``)."""
+
+    what: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def say(self, spell: Callable[[str, Any], str] = spell_argument) -> str:
+        if not self.settings:
+            return self.what
+        return f"{self.what} ({', '.join(spell(k, v) for k, v in self.settings.items())})"
 
 
-class OutOfMemory(ValueError):
-    """The GPU ran out of memory; the message says what to try (a smaller batch, a subset).
+class _Advised:
+    """A failure that says why (``reason``) and what to try (``fixes``), in its caller's words:
+    ``explain()`` spells settings as arguments, the command line passes its flag spelling."""
 
-    ``.run`` holds the history so far (``None`` if the data did not fit before training).
+    reason: str = ""
+    fixes: tuple[Fix, ...] = ()
+
+    def explain(self, spell: Callable[[str, Any], str] = spell_argument) -> str:
+        if not self.fixes:
+            return self.reason
+        return f"{self.reason}; " + ", or ".join(f.say(spell) for f in self.fixes)
+
+
+class ConfigError(ValueError):
+    """A :class:`TrainConfig` field holds an impossible value; ``.field`` and ``.value`` name it."""
+
+    def __init__(self, name: str, value: Any, problem: str):
+        self.field, self.value, self.problem = name, value, problem
+        super().__init__(f"TrainConfig: {name} {problem}, got {value!r}")
+
+
+class TrainingDiverged(_Advised, RuntimeError):
+    """The loss, the test loss or the weights became NaN or infinite. ``.run`` holds the
+    history up to the last epoch where all were finite; ``.checkpoint_step`` is the step
+    whose state the checkpoint file holds (None: no file was saved)."""
+
+    def __init__(self, message: str, run: Run | None, fixes: Sequence[Fix] = (),
+                 checkpoint_step: int | None = None):  # fmt: skip
+        self.reason, self.fixes = message, tuple(fixes)
+        self.run, self.checkpoint_step = run, checkpoint_step
+        super().__init__(self.explain())
+
+
+class OutOfMemory(_Advised, ValueError):
+    """The device ran out of memory, or clearly would; the message says what to try.
+
+    ``.run`` holds the history so far (``None`` if training did not start).
     """
 
-    def __init__(self, message: str, run: Run | None):
-        super().__init__(message)
-        self.run = run
+    def __init__(self, message: str, run: Run | None, fixes: Sequence[Fix] = ()):
+        self.reason, self.fixes, self.run = message, tuple(fixes), run
+        super().__init__(self.explain())
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -162,35 +211,52 @@ class TrainConfig:
     eval_batch_size: int = 1000
 
     def validate(self) -> TrainConfig:
-        """Raise ValueError for impossible settings; returns self."""
+        """Raise :class:`ConfigError` (a ValueError naming the field) for impossible settings;
+        returns self. Every field is checked: types, finiteness and ranges."""
 
-        def bad(msg: str) -> None:
-            raise ValueError(f"TrainConfig: {msg}")
+        def bad(name: str, problem: str) -> None:
+            raise ConfigError(name, getattr(self, name), problem)
 
         if (self.epochs is None) == (self.iterations is None):
-            bad(f"give exactly one of epochs or iterations (got epochs={self.epochs}, "
-                f"iterations={self.iterations})")  # fmt: skip
-        length = self.epochs if self.epochs is not None else self.iterations
-        if not isinstance(length, int) or length < 1:
-            bad(f"epochs/iterations must be a positive integer, got {length!r}")
-        if self.batch_size < 1:
-            bad(f"batch_size must be positive, got {self.batch_size}")
-        if not self.lr > 0:
-            bad(f"lr must be positive, got {self.lr}")
+            if self.epochs is None:
+                bad("epochs", "is missing: give exactly one of epochs or iterations")
+            bad("iterations", "is given with epochs: give exactly one of epochs or iterations")
+        length = "epochs" if self.epochs is not None else "iterations"
+        ints = {length: 1, "batch_size": 1, "eval_batch_size": 1, "eval_every": 1,
+                "checkpoint_every": 1, "warmup_steps": 0, "warmup_min_depth": 0,
+                "eval_every_steps": 0, "log_every_steps": 0, "seed": 0}  # fmt: skip
+        for name, least in ints.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                bad(name, "must be a positive integer" if least else "must be an integer >= 0")
+        # name: (lower bound, lower bound excluded, upper bound, always excluded)
+        reals = {"lr": (0, True, math.inf), "warmup_lr": (0, True, math.inf),
+                 "momentum": (0, False, 1), "weight_decay": (0, False, math.inf),
+                 "gamma": (0, True, math.inf), "pct_start": (0, True, 1),
+                 "label_smoothing": (0, False, 1)}  # fmt: skip
+        for name, (lo, strict, hi) in reals.items():
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or not (v > lo if strict else v >= lo) or not v < hi:
+                if hi == math.inf:
+                    bad(name, "must be a finite number " + ("> 0" if strict else ">= 0"))
+                bad(name, f"must be in {'(' if strict else '['}{lo}, {hi})")
+        if self.nesterov and not self.momentum > 0:
+            bad("momentum", "must be > 0 with nesterov=True")
+        for name in ("nesterov", "augment", "compile", "grad_norms", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                bad(name, "must be True or False")
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            bad("channels_last", "must be True, False or None")
         if self.schedule not in SCHEDULES:
-            bad(f"schedule {self.schedule!r} unknown; choose one of {', '.join(SCHEDULES)}")
+            bad("schedule", f"is unknown; choose one of {', '.join(SCHEDULES)}")
         if self.amp not in AMP_MODES:
-            bad(f"amp {self.amp!r} unknown; choose one of {', '.join(AMP_MODES)}")
-        if any(not 0 < m < 1 for m in self.milestones):
-            bad(f"milestones are fractions of training between 0 and 1, got {self.milestones}")
-        if not 0 < self.pct_start < 1:
-            bad(f"pct_start must be between 0 and 1, got {self.pct_start}")
-        if not 0 <= self.label_smoothing < 1:
-            bad(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.eval_every < 1 or self.checkpoint_every < 1:
-            bad("eval_every and checkpoint_every must be at least 1")
-        if self.eval_every_steps < 0 or self.log_every_steps < 0:
-            bad("eval_every_steps and log_every_steps must be 0 (never) or positive")
+            bad("amp", f"is unknown; choose one of {', '.join(AMP_MODES)}")
+        if not isinstance(self.milestones, (tuple, list)) or any(
+            isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 < m < 1
+            for m in self.milestones
+        ):
+            bad("milestones", "must be fractions of training between 0 and 1")
         return self
 
     def total_steps(self, steps_per_epoch: int) -> int:
@@ -612,6 +678,7 @@ def train(
     store: str | Path | None = None,
     name: str | None = None,
     tags: Sequence[str] = (),
+    resume_hint: str = "resume=True",
 ) -> Run:
     """Train ``model`` on ``data`` with ``config`` (default: ``recipe("fast")``); returns the Run.
 
@@ -622,9 +689,13 @@ def train(
     exists). ``store``: save the finished run into that results folder. ``name``:
     the model's name in records (default: ``model.name`` or the class name).
 
-    Errors: :class:`TrainingDiverged` (NaN/inf loss), :class:`OutOfMemory`; both
-    carry ``.run`` with the history so far. The first Ctrl-C stops after the
-    current step, saves the checkpoint and returns the run marked ``interrupted``.
+    Errors: :class:`ConfigError` (an impossible setting), :class:`TrainingDiverged` (a
+    NaN/inf loss, test loss, weight or BatchNorm statistic), :class:`OutOfMemory` (also
+    raised before training when a batch clearly cannot fit); the last two carry ``.run``
+    with the history so far. A diverged run keeps only epochs where everything was finite,
+    and the checkpoint file holds the last of them. The first Ctrl-C stops after the
+    current step, saves the checkpoint and returns the run marked ``interrupted``; its
+    message says how to continue (``resume_hint``: the command line passes ``--resume``).
     """
     config = (config or recipe("fast")).validate()
     ctx = distributed.context()
@@ -640,6 +711,7 @@ def train(
     if channels_last:
         model.to(memory_format=torch.channels_last)
 
+    _check_memory(model, data, config, device, amp_dtype, ctx.world_size)
     try:  # the whole dataset moves to the device here
         train_loader = GpuLoader(
             data.train_x, data.train_y, config.batch_size, True, data.mean, data.std, device,
@@ -654,10 +726,12 @@ def train(
         size = (data.train_x.numel() + data.test_x.numel()) / 2**20
         msg = (
             f"the dataset ({size:.0f} MiB as uint8) does not fit in the memory of "
-            f"{runtime.device_name(device)}; free the GPU (other runs, notebooks), use a subset "
-            "(--subset N), or train on the CPU (--device cpu)"
+            f"{runtime.device_name(device)}"
         )
-        raise OutOfMemory(msg, None) from None
+        fixes = [Fix("free the GPU (other runs, notebooks)"),
+                 Fix("use a subset", {"train_per_class": "N"}),
+                 Fix("train on the CPU", {"device": "cpu"})]  # fmt: skip
+        raise OutOfMemory(msg, None, fixes) from None
     spe = len(train_loader)
     total = config.total_steps(spe)
     n_epochs = math.ceil(total / spe)
@@ -710,6 +784,13 @@ def train(
         run.id, run.date = info.get("id", run.id), info.get("date", run.date)
         run.tags = run.tags or list(info.get("tags", []))
 
+    # The checkpoint file holds the state after saved_step (None: no file of this run yet);
+    # good_step is the last epoch end where losses, weights and BN statistics were finite.
+    resumed = resume and checkpoint is not None and Path(checkpoint).exists()
+    saved_step: int | None = step if resumed else None
+    good_step = step
+    last_good: dict[str, Any] | None = None  # checkpoint_every > 1: the good epoch not saved
+
     net: nn.Module = model
     if ctx.is_distributed:
         net = nn.parallel.DistributedDataParallel(
@@ -758,8 +839,11 @@ def train(
         return result
 
     def save_ckpt() -> None:
-        if checkpoint is not None and main:
-            ckpt.save_checkpoint(snapshot(), checkpoint)
+        nonlocal saved_step, last_good
+        if checkpoint is not None:
+            if main:
+                ckpt.save_checkpoint(snapshot(), checkpoint)
+            saved_step, last_good = step, None
         distributed.barrier()
 
     bar = _Progress(progress and main, total, step, run.model_name)
@@ -769,25 +853,39 @@ def train(
     window = (step, acc.clone(), time.perf_counter())  # for step records
     lr = lr_at(config, step, total, depth)
 
-    def diverged(at: int) -> None:
+    def diverged(at: int, what: str) -> None:
+        nonlocal saved_step
+        if last_good is not None:  # the last good epoch was not saved yet: save it, not this
+            if main:
+                ckpt.save_checkpoint(last_good, checkpoint)
+            saved_step = int(last_good["progress"]["step"])
+        run.steps = [s for s in run.steps if s["step"] <= good_step]
+        run.checkpoint = Path(checkpoint).name if saved_step is not None else None
         at_lr = lr_at(config, at, total, depth)
-        lower = at_lr / 2
-        hint = (
-            f"lower the learning rate (e.g. lr={lower:.3g}, --lr {lower:.3g})"
-            + (
-                ""
-                if config.warmup_steps
-                else ", or add a warm-up (warmup_steps=400, warmup_lr=0.01; --warmup-steps 400)"
-            )
-            + (
-                "; with fp16, try amp='bf16' or 'off' (--amp bf16 / --amp off)"
-                if amp_dtype == torch.float16
-                else ""
-            )
-        )
-        msg = f"training diverged: the loss became NaN or infinite at step {at} (lr {at_lr:.4g}); {hint}"
-        run.status, run.message = "diverged", msg
-        raise TrainingDiverged(msg, run)
+        reason = f"training diverged: {what} at step {at} (lr {at_lr:.4g})"
+        unusual = _unusual_settings(config)
+        if unusual:
+            reason += "; unusual: " + ", ".join(note for note, _ in unusual)
+            usual = {k: v for _, settings in unusual for k, v in settings.items()}
+            fixes = [Fix("go back to the usual values", usual)]
+        else:
+            fixes = [Fix("lower the learning rate", {"lr": at_lr / 2})]
+            if not config.warmup_steps:
+                fixes.append(Fix("add a warm-up", {"warmup_steps": 400, "warmup_lr": 0.01}))
+            if amp_dtype == torch.float16:
+                fixes.append(Fix("with fp16, try bf16 or fp32", {"amp": "bf16"}))
+        exc = TrainingDiverged(reason, run, fixes, checkpoint_step=saved_step)
+        run.status, run.message = "diverged", str(exc)
+        raise exc
+
+    def check_state() -> None:
+        """Before a checkpoint of a stopped run: the steps since the last check were finite."""
+        b = -1 if ctx.is_distributed else int(bad_step)
+        if b >= 0:
+            diverged(b, "the training loss became NaN or infinite")
+        what = _nonfinite_state(model)
+        if what:
+            diverged(step, what)
 
     try:
         with _graceful_interrupt() as interrupted, _deterministic(config.deterministic, device):
@@ -857,13 +955,15 @@ def train(
                         else:
                             b = int(bad_step)
                         if b >= 0:
-                            diverged(b)
+                            diverged(b, "the training loss became NaN or infinite")
                     if log_now:
                         test, t_eval = None, 0.0
                         if eval_now:
                             t0 = time.perf_counter()
                             distributed.broadcast_buffers(model)
                             test = evaluate_test()
+                            if not math.isfinite(test[0]):
+                                diverged(step, "the test loss became NaN or infinite")
                             t_eval = time.perf_counter() - t0
                             epoch_eval_time += t_eval
                         window = _step_record(run, window, acc, step, spe, lr, wall_offset,
@@ -885,6 +985,11 @@ def train(
                 if epoch % config.eval_every == 0 or step >= total:
                     distributed.broadcast_buffers(model)  # one set of BN statistics: rank 0's
                     test_loss, test_error = evaluate_test()
+                # A run is good only while everything it saves is finite: losses, weights
+                # and BatchNorm statistics (a huge lr can leave the loss finite for a step).
+                what = _nonfinite_state(model, float(tot[0]) / n, test_loss)
+                if what:
+                    diverged(step, what)
                 record: dict[str, Any] = {
                     "epoch": epoch,
                     "step": step,
@@ -907,8 +1012,11 @@ def train(
                 t_epoch = None
                 window = (step, acc.clone(), time.perf_counter())
                 bar.write(_epoch_line(record, n_epochs))
+                good_step = step
                 if epoch % config.checkpoint_every == 0 or step >= total:
                     save_ckpt()
+                elif checkpoint is not None:
+                    last_good = ckpt.cpu_copy(snapshot()) if main else {"progress": {"step": step}}
                 _call(callbacks, "epoch", run, record)
                 if ctx.is_distributed:
                     if distributed.all_reduce_max(_flag(interrupted, device)).item():
@@ -917,35 +1025,32 @@ def train(
                     raise _Interrupted
         run.status = "completed"
     except StopTraining:
+        check_state()
         run.status = "stopped"
         save_ckpt()
     except _Interrupted:
+        check_state()
         run.status = "interrupted"
         save_ckpt()
         where = (
-            f"; checkpoint saved to {Path(checkpoint).name}, resume with resume=True"
-            if checkpoint
-            else ""
+            f"; checkpoint saved to {checkpoint}, resume with {resume_hint}" if checkpoint else ""
         )
         run.message = f"interrupted at step {step}{where}"
         bar.write(run.message)
     except _OOM:
         run.status = "out_of_memory"
         if evaluating:
-            smaller = max(1, config.eval_batch_size // 2)
-            run.message = (
-                f"the GPU ran out of memory evaluating batches of {config.eval_batch_size} test "
-                f"images ({run.device_name}); try eval_batch_size={smaller} "
-                f"(--set eval_batch_size={smaller})"
-            )
+            oom_reason = (f"the GPU ran out of memory evaluating batches of "
+                          f"{config.eval_batch_size} test images ({run.device_name})")  # fmt: skip
+            oom_fixes = [Fix("try", {"eval_batch_size": max(1, config.eval_batch_size // 2)})]
         else:
-            smaller = max(1, config.batch_size // 2)
-            run.message = (
-                f"the GPU ran out of memory at batch size {config.batch_size} "
-                f"({run.device_name}); try batch_size={smaller} (--batch-size {smaller})"
-                + ("" if amp_dtype is not None else ", amp='bf16'/'fp16' (--amp)")
-                + ", or a smaller model"
-            )
+            oom_reason = (f"the GPU ran out of memory at batch size {config.batch_size} "
+                          f"({run.device_name})")  # fmt: skip
+            oom_fixes = [Fix("try", {"batch_size": max(1, config.batch_size // 2)})]
+            if amp_dtype is None:
+                oom_fixes.append(Fix("mixed precision", {"amp": "bf16"}))
+            oom_fixes.append(Fix("a smaller model"))
+        run.message = OutOfMemory(oom_reason, None, oom_fixes).explain()
     finally:
         bar.close()
         run.wall_time = wall_offset + time.perf_counter() - t_start
@@ -957,7 +1062,7 @@ def train(
         net = fwd = None  # noqa: F841
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        raise OutOfMemory(run.message, run)
+        raise OutOfMemory(oom_reason, run, oom_fixes)
     _call(callbacks, "end", run, run.history[-1] if run.history else {})
     if store is not None and main and run.status in ("completed", "stopped"):
         from resnet_lab import results
@@ -969,6 +1074,95 @@ def train(
 def _nan_check_interval(device: torch.device, config: TrainConfig) -> int:
     """Steps between NaN checks: every step on CPU; on a GPU a check waits for the device."""
     return 1 if device.type == "cpu" else max(1, min(config.log_every_steps or 50, 50))
+
+
+def _nonfinite_state(
+    model: nn.Module, train_loss: float | None = None, test_loss: float | None = None
+) -> str:
+    """What is NaN or infinite among the losses, weights and buffers ('' when all are finite)."""
+    problems = []
+    if train_loss is not None and not math.isfinite(train_loss):
+        problems.append(f"the training loss is {train_loss}")
+    if test_loss is not None and not math.isfinite(test_loss):
+        problems.append(f"the test loss is {test_loss}")
+    named = [(k, v) for k, v in model.state_dict().items() if v.is_floating_point()]
+    if named:
+        finite = torch.stack([torch.isfinite(v).all() for _, v in named]).cpu().tolist()
+        bad = [k for (k, _), ok in zip(named, finite, strict=True) if not ok]
+        if bad:
+            problems.append(f"{len(bad)} weight/BatchNorm tensors are not finite (first: {bad[0]})")
+    return " and ".join(problems)
+
+
+# Values outside these ranges are rarely meant: a divergence hint names them first.
+_USUAL = {"lr": (1.0, "above 1"), "warmup_lr": (1.0, "above 1"),
+          "momentum": (0.99, "above 0.99"), "weight_decay": (0.01, "above 0.01"),
+          "gamma": (1.0, "above 1: the learning rate grows at each milestone")}  # fmt: skip
+
+
+def _unusual_settings(config: TrainConfig) -> list[tuple[str, dict[str, Any]]]:
+    """(note, the recipe's usual value) for each setting out of its usual range."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    usual = {**defaults, **RECIPES.get(config.recipe, {})}
+    out = []
+    for name, (limit, note) in _USUAL.items():
+        value = getattr(config, name)
+        if value > limit and usual[name] <= limit:
+            out.append((f"{name} {value:.3g} is {note}", {name: usual[name]}))
+    return out
+
+
+def _available_memory(device: torch.device) -> int | None:
+    """Bytes this run may still take: available RAM on a CPU, free memory on a CUDA GPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None  # MPS shares the RAM in ways torch does not report
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this system
+        return None
+
+
+def _check_memory(model: nn.Module, data: ImageData, config: TrainConfig, device: torch.device,
+                  amp_dtype: torch.dtype | None, world_size: int) -> None:  # fmt: skip
+    """Refuse, before anything is allocated, a batch that clearly cannot fit (the estimate
+    is a lower bound, so a refusal is certain; an accepted batch may still run out)."""
+    from resnet_lab.summary import estimate_memory, format_bytes
+
+    free = _available_memory(device)
+    est = estimate_memory(model, (1, *data.image_size)) if free is not None else None
+    if est is None:
+        return
+    half = 0.5 if amp_dtype is not None else 1.0  # layer outputs in 16 bits under autocast
+    fixed = 2 * est.weights  # gradients and momentum
+    if device.type != "cpu":  # the whole dataset moves to the device
+        fixed += data.train_x.numel() + data.test_x.numel()
+    checks = [
+        ("training batch", "batch_size", config.batch_size, len(data.train_y),
+         half * est.train_per_image + 2 * est.input_per_image),
+        ("evaluation batch", "eval_batch_size", config.eval_batch_size, len(data.test_y),
+         half * est.eval_per_image + est.input_per_image),
+    ]  # fmt: skip
+    for what, name, batch, n_images, per_image in checks:
+        local = math.ceil(min(batch, n_images) / world_size)
+        need = fixed + local * per_image
+        if need <= free:
+            continue
+        where = f"{runtime.device_name(device)} has {format_bytes(free)} available"
+        fits = int((free - fixed) // per_image) * world_size
+        reason = (f"a {what} of {local} images needs at least {format_bytes(need)} of memory, "
+                  f"but {where}")  # fmt: skip
+        if fits < 1:
+            raise OutOfMemory(reason, None, [Fix("use a smaller model or another device")])
+        raise OutOfMemory(reason, None, [Fix("the largest batch that fits", {name: fits})])
 
 
 def _flag(event: threading.Event, device: torch.device) -> torch.Tensor:

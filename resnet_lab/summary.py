@@ -133,6 +133,67 @@ def _forward(model: nn.Module, x: torch.Tensor) -> None:
         model.train(was_training)
 
 
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes one input image needs, measured on the ``meta`` device (nothing is computed).
+
+    ``train_per_image``: outputs of every layer, which autograd keeps for the backward pass
+    (a lower bound: functional ops and gradients come on top). ``eval_per_image``: the two
+    largest layer outputs, alive together in a forward pass without gradients.
+    ``input_per_image`` and ``weights`` (parameters and buffers) complete the picture.
+    """
+
+    train_per_image: int
+    eval_per_image: int
+    input_per_image: int
+    weights: int
+
+
+def estimate_memory(
+    model: nn.Module, input_size: Sequence[int] | None = None
+) -> MemoryEstimate | None:
+    """Memory of one image through ``model`` (see :class:`MemoryEstimate`), or None where the
+    model's forward pass cannot run on the meta device (data-dependent code)."""
+    size = (1, *_input_size(model, input_size)[1:])
+    tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    meta = {k: torch.empty_like(v, device="meta") for k, v in tensors.items()}
+    outputs: list[int] = []
+
+    def record(_module: nn.Module, _inputs, output) -> None:
+        if isinstance(output, torch.Tensor):
+            outputs.append(output.numel() * output.element_size())
+
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    hooks = [m.register_forward_hook(record) for m in leaves]
+    was_training = model.training
+    model.eval()
+    try:
+        x = torch.zeros(size, device="meta")
+        with torch.no_grad():
+            torch.func.functional_call(model, meta, (x,))
+    except Exception:  # noqa: BLE001 - any model code may refuse meta tensors
+        return None
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    largest = sorted(outputs)[-2:]
+    return MemoryEstimate(
+        train_per_image=sum(outputs),
+        eval_per_image=sum(largest),
+        input_per_image=x.numel() * x.element_size(),
+        weights=sum(v.numel() * v.element_size() for v in tensors.values()),
+    )
+
+
+def format_bytes(n: float) -> str:
+    """``1.5 GiB``-style sizes."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
 def count_macs(model: nn.Module, input_size: Sequence[int] | None = None) -> int:
     """Multiply-adds of one forward pass, measured with ``FlopCounterMode`` (FLOPs / 2).
 
@@ -224,4 +285,7 @@ def summary(model: nn.Module, input_size: Sequence[int] | None = None) -> ModelS
     )
 
 
-__all__ = ["ModelSummary", "StageSummary", "count_macs", "count_parameters", "summary"]
+__all__ = [
+    "MemoryEstimate", "ModelSummary", "StageSummary", "count_macs", "count_parameters",
+    "estimate_memory", "format_bytes", "summary",
+]  # fmt: skip

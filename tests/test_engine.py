@@ -271,7 +271,7 @@ def test_out_of_memory_while_moving_the_data_suggests_a_subset(data, monkeypatch
         raise torch.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(E, "GpuLoader", oom)
-    with pytest.raises(E.OutOfMemory, match=r"does not fit.*--subset") as info:
+    with pytest.raises(E.OutOfMemory, match=r"does not fit.*train_per_class=N") as info:
         E.train(tiny_net(), data, small(), progress=False)
     assert info.value.run is None
 
