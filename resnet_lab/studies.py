@@ -17,7 +17,6 @@ measured, and published numbers are labelled as such.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_lab.results import RunRecord, list_runs
+from resnet_lab.tables import Table
 
 __all__ = [
     "DEPTHS",
@@ -197,10 +197,12 @@ def study_caption(study: Mapping[tuple[str, int], RunRecord], explorer: bool = F
         )
         return ", ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in found)
 
+    epochs = values("epochs")
     return (
         f"Measured runs from the results store: data {values('data')} "
         f"({values('train_size')} training images), recipe {values('recipe')}, "
-        f"{values('epochs')} epoch(s), device {values('device')}. Training error: running "
+        f"{epochs} {'epoch' if epochs == '1' else 'epochs'}, device {values('device')}. "
+        "Training error: running "
         "mean over the last mini-batches (augmented); test error: the whole test split "
         "at each evaluation (after each epoch, and every eval_every_steps iterations where "
         "the run set it)."
@@ -254,16 +256,7 @@ class ComparisonTable:
     note: str = ""
 
     def __str__(self) -> str:
-        widths = [max([len(c), *(len(r[c]) for r in self.rows)]) for c in self.columns]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))]
-        lines.append("  ".join("-" * w for w in widths))
-        for row in self.rows:
-            lines.append(
-                "  ".join(row[c].ljust(w) for c, w in zip(self.columns, widths, strict=True))
-            )
-        if self.note:
-            lines.append(self.note)
-        return "\n".join(lines)
+        return str(self._table())
 
     def __repr__(self) -> str:
         return str(self)
@@ -275,13 +268,10 @@ class ComparisonTable:
         return "\n".join(lines) + (f"\n\n{self.note}" if self.note else "")
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(r[c])}</td>" for c in self.columns) + "</tr>"
-            for r in self.rows
-        )
-        note = f"<p><small>{html.escape(self.note)}</small></p>" if self.note else ""
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+        return self._table()._repr_html_()
+
+    def _table(self) -> Table:
+        return Table(self.rows, self.columns, note=self.note)
 
 
 def _full_cifar_runs(store: str | Path | None) -> list[RunRecord]:
