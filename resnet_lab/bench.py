@@ -1,25 +1,29 @@
 """Training throughput: this engine against a standard torchvision pipeline, side by side.
 
-``resnet-lab bench resnet20`` trains the same model with the same optimizer and
-precision twice, in one process, alternating timed rounds so that a busy machine
-slows both alike:
+``resnet-lab bench resnet20`` trains the same model with the same optimizer twice, in
+one process, alternating timed rounds so that a busy machine slows both alike:
 
 engine
     the dataset as one ``uint8`` tensor on the device, crop + flip + normalise on
     whole batches (:class:`resnet_lab.data.GpuLoader`), channels-last memory
-    layout on CUDA and CPU, and the engine's optimizer (SGD with the fused update
-    kernel where torch has one): the engine's defaults.
+    layout on CUDA and CPU, the engine's optimizer (SGD with the fused update
+    kernel where torch has one) and the engine's precision (``amp="auto"``: bf16 on
+    GPUs with bf16 tensor cores and on CPUs with native bf16, fp16 on older GPUs, else
+    fp32): the engine's defaults, as ``resnet-lab train`` runs them.
 reference
     what most CIFAR training scripts do: a ``torchvision.datasets.CIFAR10``-style
     dataset of PIL images with ``RandomCrop(32, padding=4)``,
     ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize()`` applied per image
     by a ``DataLoader`` (``num_workers=2``, pinned memory on CUDA), and
-    ``torch.optim.SGD`` with its defaults.
+    ``torch.optim.SGD`` with its defaults, in eager fp32.
 
-Model, hyper-parameters and precision are the same; the data pipeline, the memory
-layout and the optimizer's kernel differ, so the ratio is what the engine's choices
+Model and hyper-parameters are the same; the data pipeline, the memory layout, the
+optimizer's kernel and the precision differ, so the ratio is what the engine's choices
 buy on this machine (on a CPU, where the model's arithmetic dominates, mostly the
-layout; on a GPU, mostly the loader). Warm-up steps (worker start-up, kernel selection) are not timed.
+layout and, where the CPU has native bf16, the precision; on a GPU, mostly the loader and
+the precision). Both precisions are printed. ``amp="off"`` times the engine in fp32 too,
+which isolates the pipeline and layout. Warm-up steps (worker start-up, kernel selection)
+are not timed.
 
 ``--breakdown`` also times both models on one batch held in memory (no data
 pipeline at all), which splits the ratio into what the data pipelines cost and
@@ -57,7 +61,9 @@ class BenchResult:
     engine_ips: float
     reference_ips: float
     compiled: bool = False
-    amp: str = "off"
+    #: what each pipeline trained in: 'fp32', 'bf16' or 'fp16' (the reference: always fp32)
+    engine_precision: str = "fp32"
+    reference_precision: str = "fp32"
     channels_last: bool = False
     # --breakdown: the same two models trained on one batch held in memory (no data pipeline)
     engine_compute_ips: float | None = None
@@ -72,10 +78,11 @@ class BenchResult:
         cl = ", channels-last" if self.channels_last else ""
         return (
             f"{self.model} training on {self.device}, batch {self.batch_size}, data {self.data}, "
-            f"{self.rounds} x {self.steps} timed steps per pipeline, precision {self.amp}{extra}\n"
-            f"  engine (GpuLoader, whole-batch augmentation{cl}): {self.engine_ips:8.1f} img/s\n"
-            f"  reference (DataLoader, {self.workers} workers, per-image PIL): "
-            f"{self.reference_ips:8.1f} img/s\n"
+            f"{self.rounds} x {self.steps} timed steps per pipeline{extra}\n"
+            f"  engine (GpuLoader, whole-batch augmentation{cl}, {self.engine_precision}): "
+            f"{self.engine_ips:8.1f} img/s\n"
+            f"  reference (DataLoader, {self.workers} workers, per-image PIL, "
+            f"{self.reference_precision}): {self.reference_ips:8.1f} img/s\n"
             f"  ratio engine / reference: {self.ratio:.2f}x" + self._breakdown()
         )
 
@@ -174,7 +181,13 @@ def bench(
 ) -> BenchResult:
     """Training images/s of the engine and of the reference pipeline for ``model_name``."""
     from resnet_lab.data import DataError, default_channels_last, load_data
-    from resnet_lab.engine import TrainConfig, _amp_dtype, _autocast, make_optimizer
+    from resnet_lab.engine import (
+        TrainConfig,
+        _amp_dtype,
+        _autocast,
+        make_optimizer,
+        precision_name,
+    )
     from resnet_lab.models import build
 
     if steps < 1 or rounds < 1 or warmup < 0 or batch_size < 1:
@@ -191,10 +204,11 @@ def bench(
         warnings.warn("bench: no dataset found (data='auto'); timing on synthetic images",
                       stacklevel=2)  # fmt: skip
         ds = load_data("synthetic", train_per_class=per_class, test_per_class=1)
-    amp_dtype = _amp_dtype(amp, device)
+    engine_dtype = _amp_dtype(amp, device)
     channels_last = default_channels_last(device)
 
     def setup(compiled: bool, channels_last: bool, engine: bool):
+        amp_dtype = engine_dtype if engine else None  # the reference: eager fp32
         torch.manual_seed(0)
         model = build(model_name, num_classes=ds.num_classes).to(device)
         if channels_last:
@@ -226,7 +240,7 @@ def bench(
             setup(compile, channels_last, engine=True),
             _engine_batches(ds, batch_size, device, channels_last),
         ),
-        # The standard script: default (NCHW) layout, torch's default SGD, same precision.
+        # The standard script: default (NCHW) layout, torch's default SGD, eager fp32.
         "reference": (
             setup(False, False, engine=False),
             _reference_batches(ds, batch_size, workers, device),
@@ -254,7 +268,7 @@ def bench(
         model=model_name, device=runtime.device_name(device), batch_size=batch_size, steps=steps,
         rounds=rounds, data=ds.variant, workers=workers, engine_ips=n / elapsed["engine"],
         reference_ips=n / elapsed["reference"], compiled=compile, channels_last=channels_last,
-        amp=str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
+        engine_precision=precision_name(engine_dtype), reference_precision="fp32",
         engine_compute_ips=n / elapsed["engine-compute"] if breakdown else None,
         reference_compute_ips=n / elapsed["reference-compute"] if breakdown else None,
     )  # fmt: skip

@@ -25,10 +25,26 @@ Recipes (:func:`recipe`):
 Every field of :class:`TrainConfig` can be overridden: ``recipe("paper", lr=0.05)``.
 
 Hardware choices (``amp="auto"``, ``channels_last=None``): bf16 autocast on GPUs
-that support it, fp16 with gradient scaling on older GPUs (e.g. the T4), fp32 on
-CPU and Apple MPS; channels-last memory layout on CUDA and CPU. ``compile=True`` wraps the
-model in ``torch.compile``. Under ``torchrun`` the model is wrapped in
-DistributedDataParallel (see :mod:`resnet_lab.distributed`).
+that have bf16 tensor cores (A100, H100), fp16 with gradient scaling on older GPUs (e.g.
+the T4), bf16 on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX, see
+:func:`cpu_has_native_bf16`), fp32 on other CPUs and on Apple MPS; channels-last memory
+layout on CUDA and CPU. ``compile=True`` wraps the model in ``torch.compile``. Under
+``torchrun`` the model is wrapped in DistributedDataParallel (see
+:mod:`resnet_lab.distributed`). Every run records the precision it trained in
+(``Run.precision``: 'fp32', 'bf16' or 'fp16').
+
+Numerics under autocast (bf16 or fp16), chosen so that only the arithmetic of the
+convolutions and the linear layer is lowered:
+
+- the weights, their gradients, the momentum buffers and the SGD update stay fp32
+  (autocast casts a copy of each weight for the convolution, never the parameter);
+- BatchNorm reads the bf16 activations but keeps its affine parameters and running
+  statistics in fp32 and accumulates its batch statistics in fp32, so the statistics
+  that evaluation uses are fp32;
+- the logits are cast to fp32 before the loss (cross-entropy and label smoothing in fp32),
+  and the running sums of loss and errors are float64 (float32 on MPS);
+- evaluation runs under the same autocast as training, so the test error is that of the
+  network as it trains (logits cast to fp32 before the loss and the arg-max).
 """
 
 from __future__ import annotations
@@ -66,7 +82,10 @@ __all__ = [
     "TrainingDiverged",
     "evaluate",
     "lr_at",
+    "cpu_has_native_bf16",
     "model_depth",
+    "precision_name",
+    "precision_of",
     "recipe",
     "spell_argument",
     "train",
@@ -185,7 +204,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     #: pad-4 random crop + horizontal flip (paper §4.2)
     augment: bool = True
-    #: 'auto' (bf16 if the GPU supports it, else fp16 + gradient scaling; fp32 on CPU/MPS),
+    #: 'auto' (bf16 on A100/H100 and on CPUs with native bf16, fp16 + gradient scaling on
+    #: older GPUs, else fp32),
     #: 'bf16', 'fp16' or 'off'
     amp: str = "auto"
     #: channels-last memory layout; None = on CUDA and CPU (not MPS)
@@ -398,6 +418,8 @@ class Run:
     data: dict[str, Any]
     device: str = "cpu"
     device_name: str = ""
+    #: what the weights' arithmetic ran in: 'fp32', 'bf16' or 'fp16' (``amp`` resolved)
+    precision: str = "fp32"
     history: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     status: str = "running"
@@ -467,18 +489,15 @@ class Run:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    if mode == "off":
-        return None
-    if mode == "bf16":
-        return torch.bfloat16
-    if mode == "fp16":
-        return torch.float16
-    if device.type == "cuda":
-        # bf16 only where the tensor cores have it (sm_80+: A100, H100); since torch 2.4
-        # is_bf16_supported() also says yes for emulated bf16 on a T4, which is slow there.
-        return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
-    return None  # CPU and MPS: fp32 (CPU autocast is slower than fp32 on most CPUs)
+# The precision rules live with the other hardware choices in :mod:`resnet_lab.runtime`.
+cpu_has_native_bf16 = runtime.cpu_has_native_bf16
+precision_name = runtime.precision_name
+_amp_dtype = runtime.amp_dtype
+
+
+def precision_of(mode: str, device: str | torch.device) -> str:
+    """The precision ``amp`` mode ``mode`` trains in on ``device`` (e.g. 'bf16' for 'auto')."""
+    return precision_name(_amp_dtype(mode, torch.device(device)))
 
 
 def _sum_dtype(device: torch.device) -> torch.dtype:
@@ -744,7 +763,8 @@ def train(
 
     run = Run(
         model_name=_model_name(model, name), config=config, data=data.info(),
-        device=device.type, device_name=runtime.device_name(device), tags=list(tags),
+        device=device.type, device_name=runtime.device_name(device),
+        precision=precision_name(amp_dtype), tags=list(tags),
         grad_norm_layers=[n for n, _ in layers], world_size=ctx.world_size,
         total_steps=total, steps_per_epoch=spe, model=model,
         checkpoint=Path(checkpoint).name if checkpoint else None,
@@ -847,6 +867,7 @@ def train(
         distributed.barrier()
 
     bar = _Progress(progress and main, total, step, run.model_name)
+    bar.write(_start_line(run, channels_last, total))
     t_start = time.perf_counter()
     bad_step = torch.full((), -1, dtype=torch.int64, device=device)
     check_every = _nan_check_interval(device, config)
@@ -1199,6 +1220,14 @@ def _step_record(run, window, acc, step, spe, lr, wall_offset, t_start, callback
     )
     _call(callbacks, "step", run, record)
     return (step, acc.clone(), time.perf_counter())
+
+
+def _start_line(run: Run, channels_last: bool, total: int) -> str:
+    layout = "channels-last" if channels_last else "NCHW"
+    return (
+        f"{run.model_name} on {run.variant or 'data'}: {total} step{'' if total == 1 else 's'} "
+        f"of {run.config.batch_size} on {run.device_name}, {run.precision} ({layout})"
+    )
 
 
 def _epoch_line(r: dict[str, Any], n_epochs: int) -> str:

@@ -10,7 +10,8 @@ root), the command line writes here (``resnet-lab train/sweep --store``)::
 A record (schema ``resnet_lab.run/1``) holds: ``id``, ``model``, ``data``
 (variant, source file name, sizes), ``recipe`` (every hyper-parameter of the
 :class:`~resnet_lab.engine.TrainConfig`), ``seed``, ``epochs`` (completed),
-``status``, ``device`` (name), ``device_type``, ``world_size``, ``versions``
+``status``, ``device`` (name), ``device_type``, ``precision`` (what training ran in:
+fp32, bf16 or fp16), ``world_size``, ``versions``
 (python, torch, torchvision, resnet_lab), ``code_version`` (git commit or
 'unknown'), ``date`` (ISO 8601, UTC), ``tags``, ``history`` (per-epoch dicts),
 ``steps`` (every-N-steps dicts), ``final`` (train_error, test_error, test_loss),
@@ -181,6 +182,19 @@ class RunRecord(Mapping):
         return self.record["data"]["variant"]
 
     @property
+    def precision(self) -> str:
+        """'fp32', 'bf16' or 'fp16'. Records written before the field existed are read from
+        their ``amp`` setting: every such run with ``amp='auto'`` trained on a CPU in fp32."""
+        if self.record.get("precision"):
+            return self.record["precision"]
+        amp = self["recipe"].get("amp", "auto")
+        if amp in ("bf16", "fp16"):
+            return amp
+        if amp == "auto" and self.record.get("device_type") == "cuda":
+            return "unknown"
+        return "fp32"
+
+    @property
     def model_name(self) -> str:
         return self.record["model"]
 
@@ -288,6 +302,7 @@ def record_from_run(run: Run) -> dict[str, Any]:
         "status": run.status,
         "device": run.device_name,
         "device_type": run.device,
+        "precision": run.precision,
         "world_size": run.world_size,
         "versions": _versions(),
         "code_version": getattr(run, "code_version", None) or code_version(),
