@@ -15,12 +15,15 @@ fp32, bf16 or fp16), ``world_size``, ``versions``
 (python, torch, torchvision, resnet_lab), ``code_version`` (git commit or
 'unknown'), ``date`` (ISO 8601, UTC), ``tags``, ``history`` (per-epoch dicts),
 ``steps`` (every-N-steps dicts), ``final`` (train_error, test_error, test_loss),
-``wall_time`` (seconds). Files are written atomically; a file that is not a
-valid record raises :class:`ResultsError` naming it.
+``wall_time`` (seconds). Files are written atomically. A file that is not a
+valid record raises :class:`ResultsError` naming it when loaded by name or checked
+with :func:`validate_store`; :func:`list_runs` skips it with a warning, so one damaged
+file never hides the other runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -28,6 +31,7 @@ import os
 import platform
 import re
 import subprocess
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,13 +107,27 @@ _HISTORY_KEYS = ("epoch", "step", "train_loss", "train_error", "test_loss", "tes
 
 
 class ResultsError(ValueError):
-    """A results file is missing, corrupt, or not a resnet_lab run record."""
+    """A results file is missing, corrupt, or not a resnet_lab run record.
 
-    def __init__(self, path: str | os.PathLike | None, reason: str):
+    ``.path`` is the file; the message names it inside its store (``depth-study/x.json in
+    results``) when the store is known, else as given.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike | None, reason: str, store: str | os.PathLike | None = None
+    ):
         self.path = Path(path) if path is not None else None
         self.reason = reason
-        where = f"results file {self.path.name}" if self.path is not None else "run record"
-        super().__init__(f"{where}: {reason}")
+        super().__init__(f"{_where(self.path, store)}: {reason}")
+
+
+def _where(path: Path | None, store: str | os.PathLike | None) -> str:
+    if path is None:
+        return "run record"
+    if store is not None:
+        with contextlib.suppress(ValueError):
+            return f"results file {path.relative_to(store)} in {store}"
+    return f"results file {path}"
 
 
 def validate(record: Any, path: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -283,8 +301,33 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-") or "x"
 
 
+def _nonfinite(value: Any, where: str = "") -> list[str]:
+    """Paths of the NaN/inf numbers inside a record, e.g. ``history[0].test_loss``."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [where]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _nonfinite(v, f"{where}.{k}".lstrip("."))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _nonfinite(v, f"{where}[{i}]")]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return _nonfinite(value.item(), where)
+    return []
+
+
 def record_from_run(run: Run) -> dict[str, Any]:
-    """The JSON record of a finished :class:`~resnet_lab.engine.Run`."""
+    """The JSON record of a finished :class:`~resnet_lab.engine.Run`.
+
+    NaN and infinite numbers are stored as null (JSON has neither), so a run that holds
+    any cannot be marked completed or stopped: that would pass a failure off as a success.
+    """
+    if run.status in ("completed", "stopped"):
+        bad = _nonfinite({"history": run.history, "final": run.final})
+        if bad:
+            raise ResultsError(
+                None,
+                f"run marked {run.status!r} holds NaN or infinite values ({', '.join(bad[:3])}); "
+                "mark it 'diverged'",
+            )
     stamp = run.date.replace("-", "").replace(":", "")[:15]
     rid = _slug(
         f"{run.model_name}-{run.variant}-{run.config.recipe}-e{run.epochs}-s{run.config.seed}-"
@@ -350,22 +393,34 @@ def load_run(path_or_id: str | os.PathLike, store: str | os.PathLike | None = No
         if candidate.is_file():
             path = candidate
         else:
-            raise ResultsError(path, f"no such results file or run id in {folder.name}/")
+            raise ResultsError(path, f"no such results file or run id in {folder}")
+        store = folder
+    return _load(path, store)
+
+
+def _load(path: Path, store: str | os.PathLike | None) -> RunRecord:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(path, f"cannot be read ({exc})") from exc
+        raise ResultsError(path, f"cannot be read ({exc})", store) from exc
     except json.JSONDecodeError as exc:
-        raise ResultsError(path, f"is not valid JSON ({exc.msg} at line {exc.lineno}); "
-                           "the file is corrupt: delete it or restore it") from exc  # fmt: skip
-    return RunRecord(validate(record, path), path)
+        # json's messages may end in "at" ("Unterminated string starting at"): say where once.
+        what = re.sub(r"\s+at$", "", exc.msg)
+        raise ResultsError(path, f"is not valid JSON ({what}, line {exc.lineno} column "
+                           f"{exc.colno}); the file is damaged: restore it or delete it",
+                           store) from exc  # fmt: skip
+    try:
+        return RunRecord(validate(record, path), path)
+    except ResultsError as exc:
+        reason = f"{exc.reason}; fix it, or move it out of the store"
+        raise ResultsError(path, reason, store) from None
 
 
-def _files(store: str | os.PathLike | None) -> list[Path]:
+def _files(store: str | os.PathLike | None) -> tuple[Path, list[Path]]:
     folder = Path(store) if store is not None else default_store()
     if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*.json") if not p.name.startswith("."))
+        return folder, []
+    return folder, sorted(p for p in folder.rglob("*.json") if not p.name.startswith("."))
 
 
 def _matches(rec: RunRecord, filters: Mapping[str, Any]) -> bool:
@@ -395,16 +450,24 @@ def list_runs(store: str | os.PathLike | None = None, **filters: Any) -> list[Ru
 
     Filters: ``model``, ``variant``, ``recipe`` (name), ``tag`` (one of the run's
     tags), ``seed``, ``epochs``, ``status`` or any recipe field (``batch_size=128``);
-    a list value matches any of its items. A corrupt file raises ResultsError.
+    a list value matches any of its items. A corrupt or foreign file is skipped with a
+    warning naming it (:func:`validate_store` raises on it).
     """
-    runs = [load_run(p) for p in _files(store)]
+    folder, files = _files(store)
+    runs = []
+    for path in files:
+        try:
+            runs.append(_load(path, folder))
+        except ResultsError as exc:
+            warnings.warn(f"{exc} (skipped; the other runs are listed)", stacklevel=2)
     runs = [r for r in runs if _matches(r, filters)]
     return sorted(runs, key=lambda r: (r["model"], r.variant, r["seed"], r["date"], r["id"]))
 
 
 def validate_store(store: str | os.PathLike | None = None) -> list[RunRecord]:
     """Load and validate every JSON file of the store (raises on the first bad one)."""
-    runs = [load_run(p) for p in _files(store)]
+    folder, files = _files(store)
+    runs = [_load(p, folder) for p in files]
     ids = [r["id"] for r in runs]
     dup = {i for i in ids if ids.count(i) > 1}
     if dup:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_corrupt_and_foreign_files_give_errors_naming_them(tmp_path):
     with pytest.raises(R.ResultsError, match=r"broken\.json.*not valid JSON"):
         R.load_run(tmp_path / "broken.json")
     with pytest.raises(R.ResultsError, match=r"broken\.json"):
-        R.list_runs(tmp_path)
+        R.validate_store(tmp_path)
     (tmp_path / "broken.json").unlink()
     (tmp_path / "package.json").write_text('{"name": "left-pad"}')
     with pytest.raises(R.ResultsError, match=r"package\.json.*not a resnet_lab run record"):
@@ -90,11 +91,37 @@ def test_corrupt_and_foreign_files_give_errors_naming_them(tmp_path):
             R.validate(bad, "x.json")
 
 
-def test_non_finite_numbers_are_stored_as_null(tmp_path):
+def test_non_finite_numbers_are_stored_as_null_and_never_as_a_success(tmp_path):
     run = make_run()
     run.history[0]["train_loss"] = math.nan
+    with pytest.raises(R.ResultsError, match=r"'completed' holds NaN.*history\[0\]\.train_loss"):
+        R.save_run(run, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    run.status = "diverged"
     path = R.save_run(run, tmp_path)
     assert "NaN" not in path.read_text() and R.load_run(path).history[0]["train_loss"] is None
+
+
+def test_one_damaged_file_never_hides_the_other_runs(tmp_path):
+    good = R.save_run(make_run(), tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "broken.json").write_text('{"schema": "resnet_lab.run/1", "id": "x')
+    (tmp_path / "package.json").write_text('{"name": "left-pad"}')
+    with pytest.warns(UserWarning) as caught:
+        runs = R.list_runs(tmp_path)
+    assert [r.path for r in runs] == [good]
+    said = sorted(str(w.message) for w in caught)
+    assert len(said) == 2 and said[0].startswith("results file package.json in ")
+    assert re.match(r"results file sub/broken\.json in .*not valid JSON.*skipped", said[1])
+    assert R.load_run(good.stem, store=tmp_path).path == good
+    # Checking the store still fails, naming the file inside the store, with json's words
+    # said once ("Unterminated string starting at" + " at line" read "at at line").
+    with pytest.raises(R.ResultsError, match=r"results file package\.json in ") as info:
+        R.validate_store(tmp_path)
+    (tmp_path / "package.json").unlink()
+    with pytest.raises(R.ResultsError, match=r"results file sub/broken\.json in ") as info:
+        R.validate_store(tmp_path)
+    assert "at at" not in str(info.value) and "Unterminated string" in str(info.value)
 
 
 def test_the_repository_store_is_valid():
