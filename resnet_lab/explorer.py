@@ -1,14 +1,22 @@
 """Kernel-free explorers: precomputed curves a reader can vary in the static HTML book.
 
 Most readers never start a kernel, yet they should still be able to change the depth
-of a network and watch its training curves change. An :class:`Explorer` holds every
-precomputed combination of a few controls (say depth x plain/residual) and renders
-itself as one self-contained HTML fragment: inline CSS, an SVG line chart, a little
-JavaScript and the data as JSON. Nothing is loaded from a network or a CDN, so the
-same output works in JupyterLab, Colab, VS Code and the HTML book opened from disk.
+of a network and watch its curves change. An :class:`Explorer` holds every precomputed
+combination of a few controls (say depth x plain/residual) and shows them as one
+`Plotly <https://plotly.com/python/>`_ figure: the values of one control are drawn
+together (toggle them from the legend), the other controls are drop-down lists, hover
+shows every value with its unit, and the axes refit to what is shown.
 
-The chart for the default choice is drawn in Python too, so the figure is there even
-where scripts do not run (an untrusted notebook, GitHub's notebook viewer).
+One output works everywhere:
+
+- the HTML book: a ``text/html`` fragment that draws with the page's plotly.js (shipped
+  once with the site by ``tools/plotly_static.py``, never from a CDN, never inlined per
+  figure), with a drop-down row for the controls;
+- JupyterLab, VS Code: the ``application/vnd.plotly.v1+json`` mimetype, with the
+  controls as a Plotly drop-down menu;
+- Colab (which renders ``text/html`` only): the same fragment, loading plotly.js itself;
+- wherever scripts do not run (GitHub's viewer, an untrusted notebook): a static
+  picture of the default choice.
 
 Example::
 
@@ -24,16 +32,20 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
+import io
+import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Explorer"]
-
-Curve = tuple[Sequence[float], Sequence[float]]
+__all__ = ["Explorer", "Series"]
 
 # Colour-blind-safe palette (Okabe-Ito, then a few extras); readable on light and dark pages.
 PALETTE = (
@@ -48,96 +60,44 @@ PALETTE = (
     "#8C564B",
     "#9467BD",
 )
-REFERENCE_COLOR = "#7F7F7F"
-
-# SVG geometry in user units; the chart scales to the width of the page.
-WIDTH, HEIGHT = 640, 360
-LEFT, RIGHT, TOP, BOTTOM = 72, 16, 14, 50
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+REFERENCE_COLOR = "#555555"
 SEPARATOR = "|"
+AUTO = "auto"
+# Font sizes in px (plotly does not scale text down on a phone). A log axis draws its
+# 2 and 5 labels at 3/4 of the tick size: 14 px keeps them above 10 px.
+FONT_SIZE, TICK_SIZE, LOG_TICK_SIZE = 14, 12, 14
+HEIGHT = 460
 
-_SUPERSCRIPT = str.maketrans(
-    "-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
-)
+
+@dataclass(frozen=True)
+class Series:
+    """One curve: ``xs``, ``ys`` and optionally a band (``low``, ``high``), colour, dash.
+
+    A band (e.g. the spread over seeds) is drawn shaded behind the curve and toggles with
+    it from the legend. ``color`` and ``dash`` fix the style; by default the explorer
+    picks a colour that stays the same for the series across every setting.
+    """
+
+    xs: Sequence[float]
+    ys: Sequence[float]
+    low: Sequence[float] | None = None
+    high: Sequence[float] | None = None
+    color: str | None = None
+    dash: str | None = None
 
 
-def _round(value: float) -> float | None:
+Curve = tuple[Sequence[float], Sequence[float]] | Series
+
+
+def _round(value: float | None) -> float | None:
     """4 significant digits keep the page small; NaN and inf become gaps (JSON null)."""
+    if value is None:
+        return None
     value = float(value)
     if not math.isfinite(value):
         return None
     return float(f"{value:.4g}")
-
-
-def _nice_step(span: float, target: int = 6) -> float:
-    raw = span / target
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for m in (1, 2, 2.5, 5, 10):
-        if raw <= m * magnitude * (1 + 1e-9):
-            return m * magnitude
-    return 10 * magnitude
-
-
-def _linear_axis(lo: float, hi: float, fixed: bool) -> tuple[float, float, list[float], int]:
-    """Range, ticks and decimals for a linear axis; widened to whole steps unless ``fixed``."""
-    if hi <= lo:
-        pad = abs(lo) * 0.1 or 1.0
-        lo, hi = lo - pad, hi + pad
-    step = _nice_step(hi - lo)
-    if not fixed:
-        lo, hi = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
-    exponent = math.floor(math.log10(step) + 1e-9)
-    # A 2.5 step needs one more decimal than its exponent says (0.25, 2.5).
-    decimals = max(0, -exponent + (1 if round(step / 10**exponent, 6) == 2.5 else 0))
-    first = math.ceil(lo / step - 1e-9)
-    ticks = []
-    k = first
-    while k * step <= hi + step * 1e-9:
-        ticks.append(round(k * step, 12))
-        k += 1
-    return lo, hi, ticks, decimals
-
-
-def _log_axis(lo: float, hi: float, fixed: bool) -> tuple[float, float, list[float]]:
-    """Range and ticks for a log axis: whole decades, thinned when there are many."""
-    if hi <= lo:
-        lo, hi = lo / 10, hi * 10
-    if not fixed:
-        lo = 10 ** math.floor(math.log10(lo) + 1e-9)
-        hi = 10 ** math.ceil(math.log10(hi) - 1e-9)
-    first, last = math.ceil(math.log10(lo) - 1e-9), math.floor(math.log10(hi) + 1e-9)
-    decades = last - first
-    if decades < 2:
-        # About a decade in view: 1-2-5 ticks.
-        ticks = [
-            m * 10.0**e
-            for e in range(first - 1, last + 1)
-            for m in (1, 2, 5)
-            if lo * (1 - 1e-9) <= m * 10.0**e <= hi * (1 + 1e-9)
-        ]
-    else:
-        every = max(1, math.ceil(decades / 7))
-        ticks = [10.0**e for e in range(first, last + 1) if e % every == 0]
-    return lo, hi, ticks
-
-
-def _format_linear(value: float, decimals: int) -> str:
-    if abs(value) >= 1e5:
-        return f"{value:.3g}"
-    text = f"{value:.{decimals}f}"
-    return "0" if text.strip("-0.") == "" else text
-
-
-def _format_log(value: float, powers: bool) -> str:
-    """Decades as 10ⁿ when the axis spans small or large numbers, else as plain numbers."""
-    exponent = math.log10(value)
-    if powers and abs(exponent - round(exponent)) < 1e-9:
-        return "10" + str(round(exponent)).translate(_SUPERSCRIPT)
-    return f"{value:g}"
-
-
-def _log_labels(ticks: list[float]) -> list[str]:
-    powers = any(not 1e-2 <= t <= 1e3 for t in ticks)
-    return [_format_log(t, powers) for t in ticks]
 
 
 def _key(value: str | Sequence[object], names: Sequence[str]) -> str:
@@ -151,35 +111,51 @@ def _key(value: str | Sequence[object], names: Sequence[str]) -> str:
     return SEPARATOR.join(parts)
 
 
-def _curve(label: str, xs: Iterable[float], ys: Iterable[float]) -> tuple[list, list]:
-    xs, ys = [_round(x) for x in xs], [_round(y) for y in ys]
+def _series(label: str, curve: Curve) -> Series:
+    if not isinstance(curve, Series):
+        curve = Series(*curve)
+    xs, ys = [_round(x) for x in curve.xs], [_round(y) for y in curve.ys]
     if len(xs) != len(ys):
         raise ValueError(f"curve {label!r} has {len(xs)} x values but {len(ys)} y values")
-    return xs, ys
+    band = None, None
+    if (curve.low is None) != (curve.high is None):
+        raise ValueError(f"curve {label!r}: give both low and high for a band, or neither")
+    if curve.low is not None and curve.high is not None:
+        band = [_round(v) for v in curve.low], [_round(v) for v in curve.high]
+        if not len(band[0]) == len(band[1]) == len(xs):
+            raise ValueError(f"curve {label!r}: low and high need one value per x ({len(xs)})")
+    return Series(xs, ys, band[0], band[1], curve.color, curve.dash)
+
+
+def _unit_free(label: str) -> str:
+    return label.split(" (")[0] if label.endswith(")") else label
 
 
 class Explorer:
-    """Precomputed curves behind a few controls, drawn without a kernel.
+    """Precomputed curves behind a few controls, one Plotly figure without a kernel.
 
     Args:
         data: maps a combination of control values to the curves to show for it,
-            ``{label: (xs, ys)}``. A combination is a tuple of values in the order of
-            ``controls`` (or the values joined with ``'|'``). Combinations that are
-            absent show ``missing_text`` followed by the chosen values.
-        controls: ordered ``{name: [value, ...]}``; each control is a drop-down list.
+            ``{label: (xs, ys)}`` or ``{label: Series(...)}``. A combination is a tuple
+            of values in the order of ``controls`` (or the values joined with ``'|'``).
+            Combinations that are absent show ``missing_text`` and the chosen values.
+        controls: ordered ``{name: [value, ...]}``.
         title: shown above the chart.
         xlabel: x-axis label, with units (``"epoch"``, ``"depth (layers)"``).
-        ylabel: y-axis label, with units (``"test error (%)"``).
-        logy: logarithmic y axis (gradient norms span many decades).
-        xlog: logarithmic x axis.
-        ylim: fixed ``(low, high)`` y range; by default one range fits every
-            combination, so switching controls never rescales the axes.
+        ylabel: y-axis label, with units (``"test error (%)"``); hover repeats both.
+        logy, xlog: logarithmic axes (gradient norms span many decades).
+        ylim: fixed ``(low, high)`` y range; by default the axes fit what is shown.
         caption: a sentence under the chart.
-        reference: curves drawn dashed in every combination, e.g. the paper's numbers.
-        default: the combination shown first (tuple, ``'|'``-joined string or
+        reference: curves drawn dashed in grey in every setting, e.g. the paper's numbers.
+        default: the setting shown first (tuple, ``'|'``-joined string or
             ``{name: value}``); by default the first entry of ``data``.
-        markers: draw a dot at every point; by default only for curves of at most
-            20 points.
+        markers: a dot at every point; by default only for curves of at most 20 points.
+        missing_text: what a setting without data says.
+        overlay: the control whose values are drawn together on the plot, one colour
+            each (the other curves of a setting differ by dash); ``None`` draws one
+            setting at a time, one colour per curve. ``"auto"``: the first control when
+            every setting has at most two curves, else ``None``.
+        static: embed a picture of the default setting for pages that run no scripts.
     """
 
     def __init__(
@@ -197,6 +173,8 @@ class Explorer:
         default: str | tuple | Mapping[str, object] | None = None,
         markers: bool | None = None,
         missing_text: str = "not computed for",
+        overlay: str | None = AUTO,
+        static: bool = True,
     ) -> None:
         if not controls:
             raise ValueError("an Explorer needs at least one control, e.g. {'depth': ['20', '56']}")
@@ -209,7 +187,7 @@ class Explorer:
                 raise ValueError(f"control {name!r} has no values; list the values it can take")
             if any(SEPARATOR in v for v in values):
                 raise ValueError(f"values of control {name!r} must not contain {SEPARATOR!r}")
-        self.data: dict[str, dict[str, tuple[list, list]]] = {}
+        self.data: dict[str, dict[str, Series]] = {}
         for raw_key, curves in data.items():
             key = _key(raw_key, names)
             for name, value in zip(names, key.split(SEPARATOR), strict=True):
@@ -218,224 +196,270 @@ class Explorer:
                         f"data key {raw_key!r}: {value!r} is not a value of control {name!r} "
                         f"(values: {', '.join(self.controls[name])})"
                     )
-            self.data[key] = {str(label): _curve(label, *xy) for label, xy in curves.items()}
-        self.reference = {str(k): _curve(k, *xy) for k, xy in (reference or {}).items()}
+            self.data[key] = {str(label): _series(label, c) for label, c in curves.items()}
+        self.reference = {str(k): _series(k, c) for k, c in (reference or {}).items()}
         if isinstance(default, Mapping):
             default = tuple(default[name] for name in names)
         self.default = _key(default, names) if default is not None else next(iter(self.data))
         if self.default not in self.data:
             raise ValueError(f"default {default!r} is not one of the combinations in data")
+        if overlay == AUTO:
+            most = max(len(curves) for curves in self.data.values())
+            overlay = names[0] if most <= 2 and len(self.controls[names[0]]) > 1 else None
+        if overlay is not None and overlay not in self.controls:
+            raise ValueError(f"overlay {overlay!r} is not a control ({', '.join(names)})")
+        self.overlay = overlay
         self.title, self.xlabel, self.ylabel, self.caption = title, xlabel, ylabel, caption
         self.logy, self.xlog = bool(logy), bool(xlog)
+        if ylim is not None and logy and float(ylim[0]) <= 0:
+            raise ValueError(f"ylim {ylim!r} must be positive with logy=True")
         self.ylim = ylim
         longest = max(
             (
-                len(xs)
+                len(s.xs)
                 for curves in (*self.data.values(), self.reference)
-                for xs, _ in curves.values()
+                for s in curves.values()
             ),
             default=0,
         )
         self.markers = longest <= 20 if markers is None else bool(markers)
         self.missing_text = str(missing_text)
-        self._layout()
+        self.static = bool(static)
 
-    # -- layout -----------------------------------------------------------------------------
+    @classmethod
+    def single(cls, curves: Mapping[str, Curve], **kwargs: Any) -> Explorer:
+        """One setting, no controls: ``curves`` as one Plotly figure (e.g. for a live widget).
 
-    def _layout(self) -> None:
-        """One set of axes for every combination, so switching never rescales."""
-        labels: list[str] = []
-        xs_all: list[float] = []
-        ys_all: list[float] = []
-        for curves in self.data.values():
-            for label, (xs, ys) in curves.items():
-                if label not in labels:
-                    labels.append(label)
-                for x, y in zip(xs, ys, strict=True):
-                    if x is None or y is None or (self.xlog and x <= 0) or (self.logy and y <= 0):
-                        continue
-                    xs_all.append(x)
-                    ys_all.append(y)
-        for xs, ys in self.reference.values():
-            xs_all += [x for x in xs if x is not None and (x > 0 or not self.xlog)]
-            ys_all += [y for y in ys if y is not None and (y > 0 or not self.logy)]
-        self.colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
-        if not xs_all:
-            xs_all, ys_all = [1.0], [1.0]
-        if self.xlog:
-            x0, x1, xticks = _log_axis(min(xs_all), max(xs_all), fixed=False)
-            self._xtick_labels = _log_labels(xticks)
-        else:
-            # Data usually starts at a meaningful x (epoch 1, depth 20): keep the ends tight.
-            lo, hi = min(xs_all), max(xs_all)
-            _, _, xticks, dec = _linear_axis(lo, hi, fixed=True)
-            x0, x1 = (lo, hi) if hi > lo else (lo - 1, hi + 1)
-            xticks = [t for t in xticks if x0 - 1e-9 <= t <= x1 + 1e-9]
-            self._xtick_labels = [_format_linear(t, dec) for t in xticks]
-        fixed = self.ylim is not None
-        lo, hi = (float(self.ylim[0]), float(self.ylim[1])) if fixed else (min(ys_all), max(ys_all))
-        if self.logy:
-            if lo <= 0:
-                raise ValueError(f"ylim {self.ylim!r} must be positive with logy=True")
-            y0, y1, yticks = _log_axis(lo, hi, fixed)
-            self._ytick_labels = _log_labels(yticks)
-        else:
-            y0, y1, yticks, dec = _linear_axis(lo, hi, fixed)
-            self._ytick_labels = [_format_linear(t, dec) for t in yticks]
-        self._x, self._y = (x0, x1), (y0, y1)
-        self._xticks, self._yticks = xticks, yticks
+        ``kwargs`` are those of the constructor (``title``, ``xlabel``, ``ylabel``, ...).
+        """
+        return cls({("",): curves}, {"": [""]}, overlay=None, **kwargs)
 
-    def _sx(self, v: float) -> float:
-        t = math.log10 if self.xlog else float
-        x0, x1 = self._x
-        return LEFT + (t(v) - t(x0)) / (t(x1) - t(x0)) * (WIDTH - LEFT - RIGHT)
+    # -- settings ---------------------------------------------------------------------------
 
-    def _sy(self, v: float) -> float:
-        t = math.log10 if self.logy else float
-        y0, y1 = self._y
-        return HEIGHT - BOTTOM - (t(v) - t(y0)) / (t(y1) - t(y0)) * (HEIGHT - TOP - BOTTOM)
+    @property
+    def dropdowns(self) -> list[str]:
+        """The controls offered as drop-down lists: all but the overlaid and fixed ones."""
+        return [n for n, v in self.controls.items() if n != self.overlay and len(v) > 1]
 
-    def _path(self, xs: list, ys: list) -> str:
-        """Same algorithm as ``path`` in the JavaScript below: gaps break the line."""
-        d, pen = [], False
-        for x, y in zip(xs, ys, strict=True):
-            if x is None or y is None or (self.xlog and x <= 0) or (self.logy and y <= 0):
-                pen = False
-                continue
-            d.append(f"{'L' if pen else 'M'}{self._sx(x):.1f} {self._sy(y):.1f}")
-            pen = True
-        return "".join(d)
+    def _setting(self, key: str) -> str:
+        """The drop-down values of a combination, joined with '|' ('' without drop-downs)."""
+        parts = dict(zip(self.controls, key.split(SEPARATOR), strict=True))
+        return SEPARATOR.join(parts[name] for name in self.dropdowns)
+
+    def settings(self) -> list[str]:
+        """Every drop-down setting that has data, in the order of the controls."""
+        found = {self._setting(key) for key in self.data}
+        ordered = [
+            SEPARATOR.join(combo)
+            for combo in itertools.product(*(self.controls[name] for name in self.dropdowns))
+        ]
+        return [s for s in ordered if s in found]
+
+    def _describe(self, setting: str) -> str:
+        values = setting.split(SEPARATOR) if self.dropdowns else []
+        return ", ".join(f"{name} {v}" for name, v in zip(self.dropdowns, values, strict=True))
+
+    # -- the figure -------------------------------------------------------------------------
+
+    def _traces(self) -> list[dict]:
+        """Every curve of every combination as a Plotly trace; ``meta`` is its setting."""
+        default = self._setting(self.default)
+        overlay_at = list(self.controls).index(self.overlay) if self.overlay else None
+        shared_label = len({label for c in self.data.values() for label in c}) == 1
+        traces: list[dict] = []
+        for key, curves in self.data.items():
+            parts = key.split(SEPARATOR)
+            setting = self._setting(key)
+            for slot, (label, s) in enumerate(curves.items()):
+                if overlay_at is not None:
+                    value = parts[overlay_at]
+                    color = PALETTE[self.controls[self.overlay].index(value) % len(PALETTE)]
+                    dash = DASHES[slot % len(DASHES)]
+                    if len(curves) > 1:
+                        name = f"{label}, {self.overlay} {value}"
+                    else:
+                        name = f"{self.overlay} {value}" if shared_label else label
+                else:
+                    color, dash, name = PALETTE[slot % len(PALETTE)], "solid", label
+                color, dash = s.color or color, s.dash or dash
+                traces += self._curve_traces(name, s, color, dash, setting, setting == default)
+        for label, s in self.reference.items():
+            traces += self._curve_traces(label, s, REFERENCE_COLOR, "dash", None, True)
+        return traces
+
+    def _curve_traces(
+        self, name: str, s: Series, color: str, dash: str, setting: str | None, visible: bool
+    ) -> list[dict]:
+        group = f"{setting}/{name}"
+        hover = (
+            f"<b>{html.escape(name)}</b><br>{html.escape(self.xlabel)}: %{{x:.4~g}}<br>"
+            f"{html.escape(self.ylabel)}: %{{y:.4~g}}<extra></extra>"
+        )
+        line = {
+            "type": "scatter",
+            "name": name,
+            "x": list(s.xs),
+            "y": list(s.ys),
+            "mode": "lines+markers" if self.markers and setting is not None else "lines",
+            "line": {"color": color, "dash": dash, "width": 2.5},
+            "marker": {"size": 6, "color": color},
+            "legendgroup": group,
+            "hovertemplate": hover,
+            "visible": visible,
+            "meta": setting,
+        }
+        if s.low is None or s.high is None:
+            return [line]
+        band = {
+            "type": "scatter",
+            "name": f"{name} (spread)",
+            "x": list(s.xs) + list(reversed(s.xs)),
+            "y": list(s.high) + list(reversed(s.low)),
+            "fill": "toself",
+            "fillcolor": _rgba(color, 0.18),
+            "line": {"width": 0, "color": color},
+            "mode": "lines",
+            "hoverinfo": "skip",
+            "showlegend": False,
+            "legendgroup": group,
+            "visible": visible,
+            "meta": setting,
+        }
+        return [band, line]
+
+    def _axis(self, label: str, log: bool) -> dict:
+        return {
+            "title": {"text": label, "font": {"size": FONT_SIZE}},
+            "type": "log" if log else "linear",
+            "autorange": True,
+            "tickfont": {"size": LOG_TICK_SIZE if log else TICK_SIZE},
+            "exponentformat": "power",
+            "gridcolor": "rgba(127,127,127,0.25)",
+            "zeroline": False,
+            "automargin": True,
+            "showline": True,
+            "linecolor": "rgba(80,80,80,0.7)",
+        }
+
+    def _layout(self, with_title: bool) -> dict:
+        yaxis = self._axis(self.ylabel, self.logy)
+        if self.ylim is not None:
+            lo, hi = (float(v) for v in self.ylim)
+            yaxis["autorange"] = False
+            yaxis["range"] = [math.log10(lo), math.log10(hi)] if self.logy else [lo, hi]
+        missing = {
+            "text": "",
+            "visible": False,
+            "xref": "paper",
+            "yref": "paper",
+            "x": 0.5,
+            "y": 0.5,
+            "showarrow": False,
+            "font": {"size": FONT_SIZE},
+        }
+        layout = {
+            "xaxis": self._axis(self.xlabel, self.xlog),
+            "yaxis": yaxis,
+            "height": HEIGHT,
+            "autosize": True,
+            "margin": {"l": 8, "r": 8, "t": 12, "b": 8},
+            "font": {"size": FONT_SIZE, "family": "system-ui, -apple-system, sans-serif"},
+            # Below the plot, in the figure's bottom margin (which grows to fit it).
+            "legend": {
+                "orientation": "h",
+                "x": 0,
+                "xref": "container",
+                "y": 0,
+                "yref": "container",
+                "yanchor": "bottom",
+                "font": {"size": 13},
+            },
+            "hovermode": "closest",
+            "hoverlabel": {"font": {"size": 13}},
+            "paper_bgcolor": "white",
+            "plot_bgcolor": "white",
+            "annotations": [missing],
+        }
+        if with_title:
+            layout["title"] = {"text": html.escape(self.title), "x": 0, "xanchor": "left"}
+            layout["margin"]["t"] = 56
+        return layout
+
+    def _visible(self, traces: list[dict], setting: str) -> list[bool]:
+        return [t["meta"] is None or t["meta"] == setting for t in traces]
+
+    def _menus(self, traces: list[dict]) -> list[dict]:
+        """One Plotly drop-down over every setting (for frontends that show the mimetype)."""
+        if not self.dropdowns:
+            return []
+        settings = self.settings()
+        buttons = [
+            {
+                "label": self._describe(s),
+                "method": "update",
+                "args": [
+                    {"visible": self._visible(traces, s)},
+                    {"xaxis.autorange": True, "yaxis.autorange": self.ylim is None},
+                ],
+            }
+            for s in settings
+        ]
+        return [
+            {
+                "type": "dropdown",
+                "buttons": buttons,
+                "active": settings.index(self._setting(self.default)),
+                "x": 0,
+                "xanchor": "left",
+                "y": 1.0,
+                "yanchor": "bottom",
+                "pad": {"t": 4, "b": 4},
+                "font": {"size": 13},
+            }
+        ]
+
+    def to_dict(self, menus: bool = True, title: bool = True) -> dict:
+        """The Plotly figure as a dict (``data``, ``layout``, ``config``)."""
+        traces = self._traces()
+        layout = self._layout(with_title=title)
+        if menus and self.dropdowns:
+            layout["updatemenus"] = self._menus(traces)
+            layout["margin"]["t"] += 40
+        config = {
+            "responsive": True,
+            "displaylogo": False,
+            "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+        }
+        return {"data": traces, "layout": layout, "config": config}
+
+    def figure(self) -> Any:
+        """A :class:`plotly.graph_objects.Figure` (drop-downs as a Plotly menu)."""
+        import plotly.graph_objects as go
+
+        spec = self.to_dict()
+        fig = go.Figure(data=spec["data"], layout=spec["layout"])
+        fig._config = spec["config"]  # plotly keeps config apart; shown by fig.show()
+        return fig
 
     # -- rendering --------------------------------------------------------------------------
-
-    def _spec(self) -> dict:
-        return {
-            "x": list(self._x),
-            "y": list(self._y),
-            "xlog": self.xlog,
-            "ylog": self.logy,
-            "box": [LEFT, TOP, WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM, HEIGHT - BOTTOM],
-            "markers": self.markers,
-            "missing": self.missing_text,
-            "data": {
-                key: [[label, self.colors[label], xs, ys] for label, (xs, ys) in curves.items()]
-                for key, curves in self.data.items()
-            },
-        }
 
     @property
     def id(self) -> str:
         """Deterministic DOM id: the same explorer renders to the same HTML in every run."""
         payload = json.dumps(
-            [
-                self._spec(),
-                self.controls,
-                self.title,
-                self.xlabel,
-                self.ylabel,
-                self.caption,
-                self.reference,
-                self.default,
-            ],
+            [self.to_dict(), self.controls, self.title, self.caption, self.default],
             sort_keys=True,
         )
         return "rl-explorer-" + hashlib.sha1(payload.encode()).hexdigest()[:12]
 
-    def _curve_svg(self, label: str, color: str, xs: list, ys: list, uid: str, ref: bool) -> str:
-        dash = ' stroke-dasharray="6 4"' if ref else ""
-        marker = ""
-        if self.markers and not ref:
-            m = f"url(#{uid}-m{color[1:]})"
-            marker = f' marker-start="{m}" marker-mid="{m}" marker-end="{m}"'
-        attr = "data-reference" if ref else "data-label"
-        return (
-            f'<path {attr}="{html.escape(label)}" d="{self._path(xs, ys)}" fill="none" '
-            f'stroke="{color}" stroke-width="2" stroke-linejoin="round"{dash}{marker}>'
-            f"<title>{html.escape(label)}</title></path>"
-        )
-
-    def _svg(self, uid: str) -> str:
-        plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-        bottom = HEIGHT - BOTTOM
-        parts = [
-            f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{html.escape(self.title)}" '
-            f'data-state="{html.escape(self.default)}" xmlns="http://www.w3.org/2000/svg">',
-            "<defs>",
-            f'<clipPath id="{uid}-clip"><rect x="{LEFT}" y="{TOP}" width="{plot_w}" '
-            f'height="{plot_h}"/></clipPath>',
-        ]
-        for color in sorted(set(self.colors.values())):
-            parts.append(
-                f'<marker id="{uid}-m{color[1:]}" viewBox="0 0 8 8" refX="4" refY="4" '
-                f'markerWidth="5" markerHeight="5"><circle cx="4" cy="4" r="3.2" fill="{color}"/>'
-                "</marker>"
-            )
-        parts.append("</defs>")
-        # Grid and ticks.
-        parts.append('<g class="rl-grid">')
-        for t in self._yticks:
-            y = f"{self._sy(t):.1f}"
-            parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}"/>')
-        for t in self._xticks:
-            x = f"{self._sx(t):.1f}"
-            parts.append(f'<line x1="{x}" x2="{x}" y1="{TOP}" y2="{bottom}"/>')
-        parts.append("</g>")
-        parts.append('<g class="rl-axis">')
-        parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none"/>')
-        for t, text in zip(self._yticks, self._ytick_labels, strict=True):
-            y = self._sy(t)
-            parts.append(
-                f'<line x1="{LEFT - 5}" x2="{LEFT}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                f'<text x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">{text}</text>'
-            )
-        for t, text in zip(self._xticks, self._xtick_labels, strict=True):
-            x = self._sx(t)
-            parts.append(
-                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" y2="{bottom + 5}"/>'
-                f'<text x="{x:.1f}" y="{bottom + 19}" text-anchor="middle">{text}</text>'
-            )
-        parts.append(
-            f'<text class="rl-label" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 8}" '
-            f'text-anchor="middle">{html.escape(self.xlabel)}</text>'
-            f'<text class="rl-label" transform="translate(16 {TOP + plot_h / 2:.1f}) rotate(-90)" '
-            f'text-anchor="middle">{html.escape(self.ylabel)}</text>'
-        )
-        parts.append("</g>")
-        parts.append(f'<g clip-path="url(#{uid}-clip)" data-layer="reference">')
-        for label, (xs, ys) in self.reference.items():
-            parts.append(self._curve_svg(label, REFERENCE_COLOR, xs, ys, uid, ref=True))
-        parts.append(f'</g><g clip-path="url(#{uid}-clip)" data-layer="curves">')
-        for label, (xs, ys) in self.data[self.default].items():
-            parts.append(self._curve_svg(label, self.colors[label], xs, ys, uid, ref=False))
-        parts.append(
-            f'</g><text data-layer="message" x="{LEFT + plot_w / 2:.1f}" '
-            f'y="{TOP + plot_h / 2:.1f}" text-anchor="middle" display="none">'
-            f"{html.escape(self.missing_text)} this combination</text>"
-        )
-        parts.append("</svg>")
-        return "".join(parts)
-
-    def _legend(self) -> str:
-        items = [
-            f'<span class="rl-key" data-key="{html.escape(label)}">'
-            f'<i style="border-top-color:{self.colors[label]}"></i>{html.escape(label)}</span>'
-            for label in self.data[self.default]
-        ]
-        items += [
-            f'<span class="rl-key rl-ref"><i style="border-top-color:{REFERENCE_COLOR}"></i>'
-            f"{html.escape(label)}</span>"
-            for label in self.reference
-        ]
-        return "".join(items)
-
     def _controls_html(self) -> str:
-        chosen = self.default.split(SEPARATOR)
+        chosen = dict(zip(self.controls, self.default.split(SEPARATOR), strict=True))
         parts = []
-        for (name, values), pick in zip(self.controls.items(), chosen, strict=True):
+        for name in self.dropdowns:
             options = "".join(
-                f'<option value="{html.escape(v)}"{" selected" if v == pick else ""}>'
+                f'<option value="{html.escape(v)}"{" selected" if v == chosen[name] else ""}>'
                 f"{html.escape(v)}</option>"
-                for v in values
+                for v in self.controls[name]
             )
             parts.append(
                 f'<label>{html.escape(name)} <select data-control="{html.escape(name)}">'
@@ -443,29 +467,53 @@ class Explorer:
             )
         return "".join(parts)
 
-    def to_html(self) -> str:
-        """The self-contained HTML fragment (what notebooks and the book display)."""
+    def to_html(self, plotlyjs: str | None = None) -> str:
+        """The HTML fragment the book shows: controls, the figure, a static fallback.
+
+        It draws with the page's ``window.Plotly``; ``plotlyjs`` is HTML put before it
+        where the page has none (a ``<script>`` tag for Colab or a standalone page).
+        """
         uid = self.id
-        spec = json.dumps(self._spec(), separators=(",", ":"), allow_nan=False)
-        spec = spec.replace("</", "<\\/")  # a string in the data must not close the <script>
+        spec = self.to_dict(menus=False, title=False)
+        spec["settings"] = self.settings()
+        spec["describe"] = {s: self._describe(s) for s in spec["settings"]}
+        spec["missing"] = self.missing_text
+        spec["fixedy"] = self.ylim is not None
+        payload = json.dumps(spec, separators=(",", ":"), allow_nan=False)
+        payload = payload.replace("</", "<\\/")  # a string in the data must not close <script>
         caption = (
             f'<div class="rl-caption">{html.escape(self.caption)}</div>' if self.caption else ""
         )
+        fallback = ""
+        if self.static:
+            fallback = (
+                f'<img data-fallback="" alt="{html.escape(self.title)}: the default setting '
+                f'(the interactive figure needs JavaScript)" src="data:image/png;base64,'
+                f'{self._static_png()}">'
+            )
+        controls = self._controls_html()
         return (
-            f'<div class="rl-explorer" id="{uid}" data-explorer="{uid}">'
+            (plotlyjs or "") + f'<div class="rl-explorer" id="{uid}" data-explorer="{uid}">'
             f"<style>{_CSS}</style>"
             f'<div class="rl-title">{html.escape(self.title)}</div>'
-            f'<div class="rl-controls">{self._controls_html()}</div>'
-            f"{self._svg(uid)}"
-            f'<div class="rl-legend" data-legend="">{self._legend()}</div>'
+            + (f'<div class="rl-controls">{controls}</div>' if controls else "")
+            + f'<div class="rl-plot" data-plot="">{fallback}</div>'
             f"{caption}"
-            f'<script type="application/json" data-spec="">{spec}</script>'
+            f'<script type="application/json" data-figure="">{payload}</script>'
             "</div>"
             f"<script>{_JS.replace('__ID__', uid)}</script>"
         )
 
     def _repr_html_(self) -> str:
-        return self.to_html()
+        return self.to_html(_colab_plotlyjs())
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
+        """Plotly's mimetype for JupyterLab and VS Code, HTML for the book and Colab."""
+        return {
+            "application/vnd.plotly.v1+json": self.to_dict(),
+            "text/html": self._repr_html_(),
+            "text/plain": repr(self),
+        }
 
     def __repr__(self) -> str:
         return (
@@ -475,84 +523,106 @@ class Explorer:
 
     def save_html(self, path: str | Path) -> Path:
         """Write a standalone HTML page with this explorer (opens in any browser, offline)."""
+        from plotly.offline import get_plotlyjs
+
         from resnet_lab.io import atomic_write_text
 
+        plotlyjs = f'<script charset="utf-8">{get_plotlyjs()}</script>'
         page = (
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(self.title)}</title></head>"
-            '<body style="font-family:system-ui,sans-serif;max-width:720px;margin:2em auto">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(self.title)}</title>{plotlyjs}</head>"
+            '<body style="font-family:system-ui,sans-serif;max-width:760px;margin:1em auto">'
             f"{self.to_html()}</body></html>\n"
         )
         path = Path(path)
         atomic_write_text(path, page)
         return path
 
+    def _static_png(self) -> str:
+        """The default setting drawn with matplotlib, base64 PNG (small: 72 dpi)."""
+        from matplotlib.figure import Figure
 
-# Styles are scoped to .rl-explorer and follow the page's text colour (light and dark themes).
+        fig = Figure(figsize=(6.4, 3.8), dpi=72, layout="constrained")
+        ax = fig.add_subplot()
+        styles = {"solid": "-", "dash": "--", "dot": ":", "dashdot": "-.", "longdash": "--"}
+        for t in self._traces():
+            if not t["visible"] or t.get("fill"):
+                continue
+            xs = [math.nan if v is None else v for v in t["x"]]
+            ys = [math.nan if v is None else v for v in t["y"]]
+            style = styles.get(t["line"]["dash"], "-") + ("o" if "markers" in t["mode"] else "")
+            ax.plot(xs, ys, style, color=t["line"]["color"], label=t["name"], ms=3)
+        ax.set(xlabel=self.xlabel, ylabel=self.ylabel, title=self.title)
+        ax.set_xscale("log" if self.xlog else "linear")
+        ax.set_yscale("log" if self.logy else "linear")
+        if self.ylim is not None:
+            ax.set_ylim(*self.ylim)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize="small")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _rgba(color: str, alpha: float) -> str:
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _colab_plotlyjs() -> str | None:
+    """Colab draws each output in its own frame with no plotly.js: load it there."""
+    if "google.colab" not in sys.modules:
+        return None
+    from plotly.offline import get_plotlyjs_version
+
+    return (
+        f'<script src="https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js" '
+        'charset="utf-8"></script>'
+    )
+
+
+# Styles are scoped to .rl-explorer; drop-downs are at least 36 px tall (touch targets)
+# and 16 px text (phones do not zoom into them).
 _CSS = (
-    ".rl-explorer{margin:1em 0;max-width:680px;color:inherit;font-size:14px}"
+    ".rl-explorer{margin:1em 0;max-width:760px;color:inherit;font-size:15px}"
     ".rl-explorer .rl-title{font-weight:600;margin-bottom:.3em}"
-    ".rl-explorer .rl-controls{display:flex;flex-wrap:wrap;gap:.4em 1.2em;margin-bottom:.3em}"
-    ".rl-explorer select{font:inherit;color:inherit;background:transparent;padding:1px 4px;"
-    "border-radius:4px;border:1px solid rgba(127,127,127,.6)}"
-    # The drop-down list is drawn by the browser: dark on light reads well on any page.
-    ".rl-explorer option{color:#222;background:#fff}"
-    ".rl-explorer svg{width:100%;height:auto;display:block;overflow:visible}"
-    ".rl-explorer svg text{fill:currentColor;font-size:12px;font-family:inherit}"
-    ".rl-explorer svg .rl-label{font-size:13px}"
-    ".rl-explorer .rl-grid line{stroke:currentColor;stroke-opacity:.12}"
-    ".rl-explorer .rl-axis line,.rl-explorer .rl-axis rect{stroke:currentColor;stroke-opacity:.6}"
-    ".rl-explorer .rl-legend{display:flex;flex-wrap:wrap;gap:.2em 1.2em;font-size:13px}"
-    ".rl-explorer .rl-key i{display:inline-block;width:22px;border-top:3px solid;"
-    "vertical-align:middle;margin-right:.4em}"
-    ".rl-explorer .rl-ref i{border-top-style:dashed}"
-    ".rl-explorer .rl-caption{font-size:13px;opacity:.85;margin-top:.3em}"
+    ".rl-explorer .rl-controls{display:flex;flex-wrap:wrap;gap:.4em 1em;margin-bottom:.4em}"
+    ".rl-explorer label{display:inline-flex;align-items:center;gap:.4em}"
+    ".rl-explorer select{font:inherit;font-size:16px;min-height:36px;padding:2px 6px;"
+    "color:#222;background:#fff;border-radius:6px;border:1px solid rgba(127,127,127,.7)}"
+    ".rl-explorer .rl-plot{width:100%;min-height:120px}"
+    ".rl-explorer .rl-plot img{max-width:100%;height:auto}"
+    ".rl-explorer .rl-caption{font-size:14px;opacity:.85;margin-top:.3em}"
 )
 
-# Redraws the curves from the embedded data when a control changes. Every explorer on a
-# page carries this script; it initialises the containers with its id that are not yet
-# ready, so it works whether the host runs scripts in place (Jupyter Book, JupyterLab,
-# Colab) or elsewhere (the classic notebook evaluates them in <head>).
+# Draws the figure with the page's plotly.js and shows the traces of the chosen setting.
+# Without plotly.js (scripts blocked, or a viewer without it) the static picture stays.
 _JS = """(function(){
-var NS="http://www.w3.org/2000/svg";
-var roots=document.querySelectorAll('[data-explorer="__ID__"]:not([data-ready])');
-Array.prototype.forEach.call(roots,function(root){
+var root=document.getElementById("__ID__");
+if(!root||root.getAttribute("data-ready")||!window.Plotly){return;}
 root.setAttribute("data-ready","1");
-var spec=JSON.parse(root.querySelector("script[data-spec]").textContent);
-var svg=root.querySelector("svg"),layer=svg.querySelector('[data-layer="curves"]');
-var msg=svg.querySelector('[data-layer="message"]'),legend=root.querySelector("[data-legend]");
-var selects=root.querySelectorAll("select[data-control]"),b=spec.box;
-function t(v,log){return log?Math.log(v)/Math.LN10:v;}
-function sx(v){return b[0]+(t(v,spec.xlog)-t(spec.x[0],spec.xlog))/(t(spec.x[1],spec.xlog)-t(spec.x[0],spec.xlog))*b[2];}
-function sy(v){return b[4]-(t(v,spec.ylog)-t(spec.y[0],spec.ylog))/(t(spec.y[1],spec.ylog)-t(spec.y[0],spec.ylog))*b[3];}
-function path(xs,ys){var d="",pen=false;for(var i=0;i<xs.length;i++){var x=xs[i],y=ys[i];
-if(x===null||y===null||(spec.xlog&&x<=0)||(spec.ylog&&y<=0)){pen=false;continue;}
-d+=(pen?"L":"M")+sx(x).toFixed(1)+" "+sy(y).toFixed(1);pen=true;}return d;}
-function draw(){
-var key=Array.prototype.map.call(selects,function(s){return s.value;}).join("|");
-svg.setAttribute("data-state",key);
-while(layer.firstChild){layer.removeChild(layer.firstChild);}
-var keys=legend.querySelectorAll("[data-key]");
-for(var k=0;k<keys.length;k++){legend.removeChild(keys[k]);}
-var curves=spec.data[key]||[];
-msg.setAttribute("display",spec.data[key]?"none":"inline");
-msg.textContent=spec.missing+" "+Array.prototype.map.call(selects,function(s){return s.getAttribute("data-control")+" "+s.value;}).join(", ");
-curves.forEach(function(c,i){
-var p=document.createElementNS(NS,"path");
-p.setAttribute("data-label",c[0]);p.setAttribute("d",path(c[2],c[3]));
-p.setAttribute("fill","none");p.setAttribute("stroke",c[1]);p.setAttribute("stroke-width","2");
-p.setAttribute("stroke-linejoin","round");
-if(spec.markers){var m="url(#__ID__-m"+c[1].slice(1)+")";
-p.setAttribute("marker-start",m);p.setAttribute("marker-mid",m);p.setAttribute("marker-end",m);}
-var title=document.createElementNS(NS,"title");title.textContent=c[0];p.appendChild(title);
-layer.appendChild(p);
-var item=document.createElement("span");item.className="rl-key";item.setAttribute("data-key",c[0]);
-var sw=document.createElement("i");sw.style.borderTopColor=c[1];item.appendChild(sw);
-item.appendChild(document.createTextNode(c[0]));
-legend.insertBefore(item,legend.children[i]||null);
-});
+var spec=JSON.parse(root.querySelector("script[data-figure]").textContent);
+var plot=root.querySelector("[data-plot]"),selects=root.querySelectorAll("select[data-control]");
+var fallback=plot.querySelector("[data-fallback]");if(fallback){plot.removeChild(fallback);}
+function setting(){return Array.prototype.map.call(selects,function(s){return s.value;}).join("|");}
+var wide=spec.layout.height;
+function height(visible){
+// On a phone the legend wraps to one entry a row: grow the figure instead of the plot.
+if(plot.clientWidth>=560){return wide;}
+var n=spec.data.filter(function(t,i){return visible[i]&&t.showlegend!==false;}).length;
+return Math.max(wide,300+26*n);
 }
-Array.prototype.forEach.call(selects,function(s){s.addEventListener("change",draw);});
-draw();
-});
+function show(){
+var s=setting(),found=spec.settings.indexOf(s)>=0;
+var visible=spec.data.map(function(t){return t.meta===null||t.meta===s;});
+var names=Array.prototype.map.call(selects,function(e){return e.getAttribute("data-control")+" "+e.value;});
+root.setAttribute("data-state",s);
+return Plotly.update(plot,{visible:visible},{"xaxis.autorange":true,"yaxis.autorange":!spec.fixedy,
+"height":height(visible),"annotations[0].visible":!found,
+"annotations[0].text":spec.missing+" "+names.join(", ")});
+}
+Plotly.newPlot(plot,spec.data,spec.layout,spec.config).then(show);
+Array.prototype.forEach.call(selects,function(e){e.addEventListener("change",show);});
 })();"""

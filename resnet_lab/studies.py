@@ -21,9 +21,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resnet_lab.results import RunRecord, list_runs
+
+if TYPE_CHECKING:
+    from resnet_lab.explorer import Series
 from resnet_lab.tables import Table
 
 __all__ = [
@@ -210,40 +213,109 @@ def study_caption(study: Mapping[tuple[str, int], RunRecord], explorer: bool = F
     )
 
 
+def _seed_runs(
+    study: Mapping[tuple[str, int], RunRecord], store: str | Path | None = None
+) -> dict[tuple[str, int], list[RunRecord]]:
+    """Every stored seed of each study run: same model, data, recipe, tag and length."""
+    out: dict[tuple[str, int], list[RunRecord]] = {}
+    for network, rec in study.items():
+        tags = rec.get("tags") or []
+        candidates = list_runs(store, model=rec["model"], tag=tags[0]) if tags else []
+        same = {}
+        for other in [rec, *candidates]:
+            alike = (
+                other.variant == rec.variant
+                and other["recipe"].get("recipe") == rec["recipe"].get("recipe")
+                and _iterations(other) == _iterations(rec)
+            )
+            if alike and other["seed"] not in same:
+                same[other["seed"]] = other
+        out[network] = list(same.values())
+    return out
+
+
+def _seed_series(curves: Sequence[tuple[list, list]], color: str, dash: str) -> Series:
+    """Mean over seeds at the x values every seed has, with the min-max band if several."""
+    from resnet_lab.explorer import Series
+
+    if len(curves) == 1:
+        return Series(*curves[0], color=color, dash=dash)
+    common = set(curves[0][0]).intersection(*(set(xs) for xs, _ in curves[1:]))
+    xs = [x for x in curves[0][0] if x in common]
+    values = [[dict(zip(cx, cy, strict=True))[x] for cx, cy in curves] for x in xs]
+    mean = [sum(v) / len(v) for v in values]
+    return Series(xs, mean, [min(v) for v in values], [max(v) for v in values], color, dash)
+
+
 def depth_explorer(
     study: Mapping[tuple[str, int], RunRecord] | None = None,
     depths: Sequence[int] = DEPTHS,
     kinds: Sequence[str] = KINDS,
     default: tuple[int, str] = (56, "plain"),
+    seeds: Mapping[tuple[str, int], Sequence[RunRecord]] | None = None,
+    store: str | Path | None = None,
 ):
-    """A kernel-free explorer of the depth study: controls depth and network.
+    """Figure 6 of He et al. (2016) from the results store, as a kernel-free explorer.
 
-    Returns None when the study holds no run (the notebook then says so). Every
-    combination shows the training error curve and the test error points of its run.
+    One drop-down: a depth (plain and residual on the same axes) or a kind of network
+    (every depth at once). Training error dashed, test error solid, against iterations;
+    where several seeds of a run are stored (``seeds``, by default looked up in
+    ``store``), the mean with a shaded min-max band. ``default[0]`` is the depth shown first.
+    Returns None when the study holds no run (the notebook then says so).
     """
-    from resnet_lab.explorer import Explorer
+    from resnet_lab.explorer import PALETTE, Explorer
 
     study = matched_runs() if study is None else study
-    data = {
-        (str(depth), kind): training_curves(rec)
-        for (kind, depth), rec in study.items()
-        if depth in depths and kind in kinds
-    }
-    if not data:
+    study = {k: r for k, r in study.items() if k[1] in depths and k[0] in kinds}
+    if not study:
         return None
-    key = (str(default[0]), default[1])
+    seeds = _seed_runs(study, store) if seeds is None else seeds
+    curves = {
+        network: [training_curves(r) for r in seeds.get(network) or [rec]]
+        for network, rec in study.items()
+    }
+    kind_color = {"plain": PALETTE[1], "residual": PALETTE[0]}
+    depth_color = {d: PALETTE[i % len(PALETTE)] for i, d in enumerate(depths)}
+    label = {"plain": "plain-{}", "residual": "ResNet-{}"}
+
+    def series(network: tuple[str, int], color: str) -> dict[str, Any]:
+        name = label[network[0]].format(network[1])
+        runs = curves[network]
+        n = f" ({len(runs)} seeds)" if len(runs) > 1 else ""
+        return {
+            f"{name}, training{n}": _seed_series(
+                [c["training error"] for c in runs], color, "dash"
+            ),
+            f"{name}, test{n}": _seed_series([c["test error"] for c in runs], color, "solid"),
+        }
+
+    views: dict[str, dict[str, Any]] = {}
+    for depth in depths:
+        found = [(k, depth) for k in kinds if (k, depth) in study]
+        if found:
+            views[f"{depth} layers"] = {
+                n: s for net in found for n, s in series(net, kind_color[net[0]]).items()
+            }
+    for kind in kinds:
+        found = [(kind, d) for d in depths if (kind, d) in study]
+        if found:
+            views[f"{kind}, every depth"] = {
+                n: s for net in found for n, s in series(net, depth_color[net[1]]).items()
+            }
+    first = f"{default[0]} layers"
     return Explorer(
-        data,
-        {"depth": [str(d) for d in depths], "network": list(kinds)},
-        title="CIFAR-10: plain and residual networks of every depth (measured)",
+        {(view,): c for view, c in views.items()},
+        {"show": list(views)},
+        title="CIFAR-10: plain and residual networks (measured; dashed: training, solid: test)",
         xlabel="iteration (mini-batch of 128 images)",
         ylabel="error (%)",
-        caption=study_caption(
-            {k: v for k, v in study.items() if (str(k[1]), k[0]) in data}, explorer=True
-        ),
-        default=key if key in data else None,
+        caption=study_caption(study, explorer=True)
+        + " Where several seeds are stored: their mean, and a band from the lowest to the"
+        " highest.",
+        default=(first,) if first in views else None,
         markers=True,
         missing_text="not measured for",
+        overlay=None,
     )
 
 

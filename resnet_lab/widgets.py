@@ -2,11 +2,13 @@
 
 Only APIs present in both ipywidgets 7.7 (Colab) and 8.1 are used. Plots are drawn
 explicitly inside the widgets (``with out:`` + ``display(fig)``), because figures made
-in a widget callback are never shown by the inline backend on its own.
+in a widget callback are never shown by the inline backend on its own. A plot function
+may return a matplotlib Figure, a Plotly figure or a :class:`resnet_lab.explorer.Explorer`
+(the same interactive figure the book shows).
 
-In the HTML book there is no kernel, so chapters tag these cells ``remove-output``
-and follow them with a kernel-free :class:`resnet_lab.explorer.Explorer` of
-precomputed results.
+In the HTML book there is no kernel. ``live_plot(fn, static=explorer, ...)`` makes one
+output for both readers: the live controls where a kernel runs, the kernel-free
+explorer's HTML in the book (``_config.yml`` lets the book prefer HTML over a widget).
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ def _control(name: str, spec: Any) -> widgets.ValueWidget:
 
 
 def _show(fig: Any) -> None:
-    """Display a figure (or draw pyplot's current one) and close it so it is shown once."""
+    """Display a figure (or draw pyplot's current one) and close it so it is shown once.
+
+    Plotly figures and explorers display as themselves (their own mimetypes); matplotlib
+    figures are closed after display so that the inline backend does not show them twice.
+    """
     import matplotlib.pyplot as plt
     from IPython.display import display
 
@@ -58,7 +64,8 @@ def _show(fig: Any) -> None:
         plt.show()
         return
     display(fig)
-    plt.close(fig)
+    if hasattr(fig, "savefig"):
+        plt.close(fig)
 
 
 class LivePlot(widgets.VBox):
@@ -68,10 +75,17 @@ class LivePlot(widgets.VBox):
     :class:`ipywidgets.Output` the figure is shown in, ``values`` the current choice.
     """
 
-    def __init__(self, fn: Callable[..., Any], controls: Mapping[str, Any]) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], controls: Mapping[str, Any], static: Any = None
+    ) -> None:
         if not controls:
             raise ValueError("live_plot needs at least one control, e.g. depth=[20, 56, 110]")
+        if static is not None and not hasattr(static, "_repr_html_"):
+            raise ValueError(
+                "static must have an HTML form for the book, e.g. a resnet_lab.explorer.Explorer"
+            )
         self.fn = fn
+        self.static = static
         self.controls = {name: _control(name, spec) for name, spec in controls.items()}
         self.output = widgets.Output()
         super().__init__(children=[widgets.HBox(list(self.controls.values())), self.output])
@@ -86,6 +100,15 @@ class LivePlot(widgets.VBox):
     def _on_change(self, change: Mapping[str, Any]) -> None:
         self.redraw()
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
+        # ipywidgets 8 displays widgets through this; 7.7 uses _ipython_display_ and
+        # never gets here, which only matters for the book (built with ipywidgets 8).
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if self.static is not None and bundle is not None:
+            bundle = dict(bundle)
+            bundle["text/html"] = self.static._repr_html_()
+        return bundle
+
     def redraw(self) -> None:
         """Call ``fn`` with the current values and show its figure in ``output``."""
         from IPython.display import clear_output
@@ -96,16 +119,19 @@ class LivePlot(widgets.VBox):
             _show(self.fn(**self.values))
 
 
-def live_plot(fn: Callable[..., Any], **controls: Any) -> LivePlot:
-    """Drop-downs/sliders that redraw ``fn(**values)`` (a matplotlib Figure) on every change.
+def live_plot(fn: Callable[..., Any], static: Any = None, **controls: Any) -> LivePlot:
+    """Drop-downs/sliders that redraw ``fn(**values)`` on every change.
 
-    Each keyword is a control: a widget, a list (drop-down), a ``range`` (integer slider)
-    or a bool (checkbox). Example::
+    ``fn`` returns a matplotlib Figure, a Plotly figure or an
+    :class:`~resnet_lab.explorer.Explorer`. Each keyword is a control: a widget, a list
+    (drop-down), a ``range`` (integer slider) or a bool (checkbox). ``static``, e.g. an
+    Explorer of precomputed settings, is what the HTML book shows in place of the live
+    controls, so that one cell serves both readers. Example::
 
         live_plot(lambda depth, act: plot_grad_norms(depth, act),
                   depth=[5, 10, 20, 50], act=["relu", "tanh", "sigmoid"])
     """
-    return LivePlot(fn, controls)
+    return LivePlot(fn, controls, static=static)
 
 
 def _stop_training() -> type[BaseException]:

@@ -122,13 +122,29 @@ def test_test_curve_merges_step_and_epoch_evaluations(tmp_path):
 
 
 def test_depth_explorer(store):
-    explorer = studies.depth_explorer(studies.depth_study(store=store))
-    assert explorer.default == "56|plain"
-    assert set(explorer.data) == {"20|plain", "56|plain", "20|residual", "56|residual"}
-    assert "110" in explorer.controls["depth"]  # offered, shown as not computed
-    assert "test error" in explorer.data["20|residual"]
+    explorer = studies.depth_explorer(studies.depth_study(store=store), store=store)
+    assert explorer.default == "56 layers"
+    # Figure 6: plain and residual of one depth on the same axes, or every depth of a kind.
+    assert explorer.settings() == [
+        "20 layers", "56 layers", "plain, every depth", "residual, every depth"
+    ]  # fmt: skip
+    names = list(explorer.data["56 layers"])
+    assert names == [f"{n}-56, {c}" for n in ("plain", "ResNet") for c in ("training", "test")]
+    every_plain = list(explorer.data["plain, every depth"])[::2]
+    assert every_plain == ["plain-20, training", "plain-56, training"]
     assert "cifar10-jpeg" in explorer.to_html()
     assert studies.depth_explorer({}) is None
+
+
+def test_depth_explorer_seed_band(store):
+    study = studies.depth_study(store=store)
+    runs = {k: [rec, rec] for k, rec in study.items()}  # two "seeds" with the same curves
+    explorer = studies.depth_explorer(study, seeds=runs, store=store)
+    test = explorer.data["56 layers"]["ResNet-56, test (2 seeds)"]
+    assert test.low is not None and list(test.low) == list(test.ys) == list(test.high)
+    traces = explorer.to_dict()["data"]
+    fills = [t for t in traces if t.get("fill") == "toself"]
+    assert 2 * len(fills) == len(traces)  # a band behind every curve
 
 
 def test_table6_published_and_measured_with_provenance(store, tmp_path):
