@@ -148,6 +148,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--input-size", type=int, nargs="+", metavar="N",
                    help="input size C H W (default: 3 32 32 for CIFAR nets, 3 224 224 for ImageNet)")  # fmt: skip
+
+    p = sub.add_parser("suite", help="GPU suite: throughput, time to 91 percent, depth study, chapters",
+                       description="Part gpu: training throughput, ResNet-20 to 91 percent test "
+                                   "accuracy and a depth study on one GPU within a wall-clock "
+                                   "budget. Part chapters: every chapter at the standard tier. "
+                                   "Summaries go to --out, rewritten after every stage.")  # fmt: skip
+    p.add_argument("part", choices=["gpu", "chapters"])
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder for the summary (Markdown, JSON), the log and the records zip")  # fmt: skip
+    p.add_argument("--data", help="CIFAR-10: the JPEG zip, or the .tar.xz that "
+                                  "tools/gpu_carry.py makes (default: auto)")  # fmt: skip
+    p.add_argument("--store", type=Path, metavar="DIR",
+                   help="gpu: results store for the runs (default: $RESNET_LAB_RESULTS or ./results)")  # fmt: skip
+    p.add_argument("--budget-s", type=float, default=540.0, metavar="S",
+                   help="wall-clock seconds, never overrun (default: %(default)s)")  # fmt: skip
+    p.add_argument("--dry-run", action="store_true",
+                   help="tiny sizes on this machine (gpu: a CPU will do; chapters: one small "
+                        "generated notebook)")  # fmt: skip
+    p.add_argument("--device", help="gpu: cuda or cuda:N (default: best available)")
+    p.add_argument("--stages", nargs="+", choices=["throughput", "compiled", "target", "depth"],
+                   default=["throughput", "compiled", "target", "depth"],
+                   help="gpu: the stages to run (default: all)")  # fmt: skip
+    p.add_argument("--wheels", type=Path, metavar="DIR",
+                   help="chapters: wheels to install where nbclient/ipykernel are missing")  # fmt: skip
+    p.add_argument("--chapters", nargs="+", metavar="PREFIX",
+                   help="chapters: only these (e.g. 04 07; default: every chapter)")  # fmt: skip
+    p.add_argument("--executor", choices=["auto", "nbclient", "exec"], default="auto",
+                   help="chapters: a Jupyter kernel (nbclient) or plain Python (default: nbclient "
+                        "where installed)")  # fmt: skip
     return parser
 
 
@@ -427,7 +456,32 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "sweep": _cmd_sweep, "bench": _cmd_bench, "info": _cmd_info}
+def _cmd_suite(args: argparse.Namespace) -> int:
+    from resnet_lab import suite
+
+    if not args.budget_s > 0:
+        raise UsageError(f"--budget-s {args.budget_s}: give a positive number of seconds")
+    _writable_folder(args.out, "--out")
+    if args.part == "gpu":
+        store = args.store or _default_store()
+        _writable_folder(store, "--store")
+        return suite.run_gpu(
+            args.out, data=args.data, store=store, budget_s=args.budget_s, dry_run=args.dry_run,
+            device=args.device, stages=args.stages,
+        )  # fmt: skip
+    return suite.run_chapters(
+        args.out, data=args.data, wheels=args.wheels, budget_s=args.budget_s,
+        dry_run=args.dry_run, chapters=args.chapters, executor=args.executor,
+    )  # fmt: skip
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "sweep": _cmd_sweep,
+    "bench": _cmd_bench,
+    "info": _cmd_info,
+    "suite": _cmd_suite,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
