@@ -44,6 +44,39 @@ def test_live_plot_builds_controls_and_redraws_on_change():
     assert plt.get_fignums() == []
 
 
+def _curves(depth):
+    from resnet_lab.explorer import Explorer
+
+    return Explorer.single(
+        {f"depth {depth}": ([1, 2], [1, depth])}, title="t", xlabel="x", ylabel="y (%)"
+    )
+
+
+def test_live_plot_shows_plotly_figures_inside_its_output(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    box = rw.live_plot(_curves, depth=[20, 56])
+    box.controls["depth"].value = 56
+    figures = [obj._repr_mimebundle_() for obj in shown]
+    assert len(figures) == 2
+    # The Plotly figure a JupyterLab reader sees, redrawn with the new value.
+    last = figures[-1]["application/vnd.plotly.v1+json"]
+    assert last["data"][0]["name"] == "depth 56" and last["data"][0]["y"] == [1, 56]
+
+
+def test_live_plot_static_is_what_the_book_shows():
+    explorer = _curves(20)
+    box = rw.live_plot(_curves, static=explorer, depth=[20, 56])
+    bundle = box._repr_mimebundle_()
+    # Jupyter and Colab render the live widget; the book (no kernel) renders the HTML.
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/html"] == explorer._repr_html_()
+    plain = rw.live_plot(_curves, depth=[20, 56])._repr_mimebundle_()
+    assert "text/html" not in plain
+    with pytest.raises(ValueError, match="static must have an HTML form"):
+        rw.live_plot(_curves, static=object(), depth=[20])
+
+
 def test_live_plot_accepts_widgets_and_checks_specs():
     slider = widgets.FloatSlider(value=0.5, min=0, max=1)
     seen = []
