@@ -17,8 +17,10 @@ on stderr and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -236,6 +238,58 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+# Arguments of the library that are not TrainConfig fields, and their flags.
+_OTHER_FLAGS = {"train_per_class": "--subset", "test_per_class": "--test-subset",
+                "device": "--device"}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _flags() -> dict[str, argparse.Action]:
+    """TrainConfig field -> its flag's action in ``resnet-lab train``."""
+    train = next(
+        a for a in _parser()._subparsers._group_actions[0].choices.values()  # noqa: SLF001
+        if a.prog.endswith(" train")
+    )  # fmt: skip
+    return {a.dest: a for a in train._actions if a.option_strings}  # noqa: SLF001
+
+
+def _spell_flag(name: str, value: Any) -> str:
+    """A library setting as the command line writes it: ``--lr 0.05``, ``--set gamma=0.1``."""
+    if isinstance(value, float):
+        value = f"{value:.3g}"
+    if name in _OTHER_FLAGS:
+        return f"{_OTHER_FLAGS[name]} {value}"
+    action = _flags().get(name)
+    if action is None:
+        return f"--set {name}={value}"
+    if action.nargs == 0:  # a switch such as --compile
+        return action.option_strings[0] if value else f"--set {name}=false"
+    return f"{action.option_strings[0]} {value}"
+
+
+def _config(args: argparse.Namespace, seed: int):
+    """The run's TrainConfig; a bad value is refused here, before any folder is made."""
+    from resnet_lab import engine
+
+    try:
+        return engine.recipe(args.recipe, seed=seed, **_config_overrides(args))
+    except engine.ConfigError as exc:
+        raise UsageError(
+            f"{_spell_flag(exc.field, exc.value)}: {exc.field} {exc.problem}"
+        ) from None
+
+
+def _check_device(device: str | None) -> None:
+    from resnet_lab import runtime
+
+    if device is None:
+        return
+    try:
+        runtime.pick_device(device)
+    except ValueError as exc:  # the library's words are arguments; say the flag instead
+        raise UsageError(str(exc).replace("device='cpu'", "--device cpu")) from None
+
+
 def _load_data(args: argparse.Namespace, quiet: bool):
     from resnet_lab.data import load_data
 
@@ -260,7 +314,7 @@ def _train_one(args, model_name: str, seed: int, data, store: Path | None, ctx) 
 
     from resnet_lab import distributed, engine
 
-    config = engine.recipe(args.recipe, seed=seed, **_config_overrides(args))
+    config = _config(args, seed)
     torch.manual_seed(seed)
     model = _build(model_name, data.num_classes)
     length = f"e{config.epochs}" if config.epochs is not None else f"i{config.iterations}"
@@ -289,42 +343,55 @@ def _train_one(args, model_name: str, seed: int, data, store: Path | None, ctx) 
         return engine.train(
             model, data, config, device=device, progress=not args.quiet and ctx.is_main,
             checkpoint=checkpoint, resume=args.resume or args.command == "sweep", store=store,
-            name=model_name, tags=args.tag,
+            name=model_name, tags=args.tag, resume_hint="--resume (the same command)",
         )  # fmt: skip
     except (engine.TrainingDiverged, engine.OutOfMemory) as exc:
+        exc.cli_message = _failure(exc)
         if exc.run is not None and ctx.is_main:
-            exc.args = (f"{exc}{_keep_failed_run(exc.run, output, checkpoint)}",)
+            exc.cli_message += _keep_failed_run(exc, output, checkpoint)
         raise
 
 
-def _keep_failed_run(run, output: Path, checkpoint: Path) -> str:
+def _failure(exc: Exception) -> str:
+    """A library failure in the command line's words (flags, not arguments)."""
+    return getattr(exc, "cli_message", None) or (
+        exc.explain(_spell_flag) if hasattr(exc, "explain") else str(exc)
+    )
+
+
+def _keep_failed_run(exc, output: Path, checkpoint: Path) -> str:
     """Save a diverged or out-of-memory run's history beside its checkpoint; say where."""
     from resnet_lab import results
 
+    run = exc.run
     try:
         path = results.save_run(run, output)
-    except (OSError, ValueError) as exc:
-        return f"\n(the history so far could not be saved: {exc})"
-    where = f"\nthe history so far is in {path}"
-    if checkpoint.exists():
+    except (OSError, ValueError) as err:
+        return f"\n(the history so far could not be saved: {err})"
+    where = f"\nthe history so far ({run.epochs} epochs) is in {path}"
+    step = getattr(exc, "checkpoint_step", None)
+    if step is not None and checkpoint.exists():
         where += (
-            f"; {checkpoint} holds the last good epoch: retry with other settings in another "
-            "--output (or delete it)"
+            f"; {checkpoint} holds step {step}, the last one where everything was finite: "
+            "retry with other settings in another --output (or delete it)"
         )
+    elif run.status == "diverged":
+        where += "; no checkpoint was saved (no epoch ended with finite values)"
     return where
 
 
 def _writable_folder(path: Path, flag: str) -> None:
-    """Create ``path`` if needed and check that it takes files, before anything is trained."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
+    """Check that ``path`` can take files, before anything is trained. Nothing is created
+    here: folders appear with their first file, so a run refused later leaves none behind."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
         raise UsageError(
-            f"cannot use {path} as a folder ({reason}); choose another {flag}"
-        ) from exc
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write in {path} (no permission); choose another {flag}")
+            f"cannot use {path} as a folder ({existing} is a file); choose another {flag}"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write in {existing} (no permission); choose another {flag}")
 
 
 def _check_model_name(name: str) -> None:
@@ -340,6 +407,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from resnet_lab import distributed
 
     _check_model_name(args.model)
+    _config(args, args.seed)
+    _check_device(args.device)
     ctx = distributed.init_from_env()
     try:
         store = None if args.no_store else (args.store or _default_store())
@@ -347,12 +416,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             _writable_folder(store, "--store")
         data = _load_data(args, args.quiet or not ctx.is_main)
         run = _train_one(args, args.model, args.seed, data, store, ctx)
-        return _report(run, ctx)
+        return _report(run, ctx, printed=not args.quiet)
     finally:
         distributed.cleanup()
 
 
-def _report(run, ctx) -> int:
+def _report(run, ctx, printed: bool = False) -> int:
     if not ctx.is_main:
         return 0 if run.status in ("completed", "stopped") else EXIT_INTERRUPTED
     f = run.final
@@ -362,7 +431,8 @@ def _report(run, ctx) -> int:
     if run.path is not None:
         print(f"saved {run.path}")
     if run.status == "interrupted":
-        print(run.message, file=sys.stderr)
+        if not printed:  # the progress output already said it
+            print(run.message, file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 
@@ -383,6 +453,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     for m in args.models:
         _check_model_name(m)
+    for seed in args.seeds:
+        _config(args, seed)
+    _check_device(args.device)
     ctx = distributed.init_from_env()
     try:
         store = args.store or _default_store()
@@ -394,7 +467,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         failed: list[str] = []
         for model_name in args.models:
             for seed in args.seeds:
-                config = engine.recipe(args.recipe, seed=seed, **_config_overrides(args))
+                config = _config(args, seed)
                 if _already_stored(store, model_name, data, config):
                     if ctx.is_main:
                         print(f"skip {model_name} seed {seed}: already in {store}")
@@ -405,10 +478,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                     # One bad run does not cost the others: note it and go on.
                     failed.append(f"{model_name} seed {seed}")
                     if ctx.is_main:
-                        print(f"resnet-lab sweep: {model_name} seed {seed} failed: {exc}",
-                              file=sys.stderr)  # fmt: skip
+                        print(f"resnet-lab sweep: {model_name} seed {seed} failed: "
+                              f"{_failure(exc)}", file=sys.stderr)  # fmt: skip
                     continue
-                code = _report(run, ctx)
+                code = _report(run, ctx, printed=not args.quiet)
                 if code:  # Ctrl-C: the sweep stops (start it again to continue)
                     return code
         if failed:
@@ -434,6 +507,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    import torch
+
     from resnet_lab.models import build, list_models
 
     if args.list or not args.model:
@@ -442,17 +517,42 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print("\n".join(list_models()))
         return 0
     from resnet_lab.engine import model_depth
-    from resnet_lab.summary import summary
+    from resnet_lab.summary import estimate_memory, format_bytes, summary
 
+    if args.num_classes is not None and args.num_classes < 1:
+        raise UsageError(f"--num-classes {args.num_classes}: a classifier needs at least 1 class")
     kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
-    model = build(args.model, **kwargs)
+    # On the meta device shapes, parameters and multiply-adds cost no memory and no
+    # arithmetic, so any input size is answered at once.
+    with torch.device("meta"):
+        model = build(args.model, **kwargs)
     size = None
     if args.input_size:
         if len(args.input_size) != 3 or min(args.input_size) < 1:
             raise UsageError("--input-size takes three positive numbers: C H W (e.g. 3 32 32)")
-        size = (1, *args.input_size)
-    print(summary(model, input_size=size))
+        c, h, w = args.input_size
+        first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        if first is not None and first.in_channels != c:
+            raise UsageError(
+                f"--input-size {c} {h} {w}: {args.model} takes images with {first.in_channels} "
+                f"channels (e.g. --input-size {first.in_channels} {h} {w})"
+            )
+        size = (1, c, h, w)
+    try:
+        table = summary(model, input_size=size)
+    except RuntimeError as exc:  # e.g. an image smaller than the network's total stride
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UsageError(
+            f"--input-size {' '.join(map(str, args.input_size or ()))}: {args.model} cannot take this "
+            f"input ({cause})"
+        ) from None
+    print(table)
     print(f"depth (weighted layers on the main path): {model_depth(model)}")
+    est = estimate_memory(model, size)
+    if est is not None:
+        print(f"memory: weights {format_bytes(est.weights)}; per image "
+              f"{format_bytes(est.train_per_image)} of layer outputs when training, "
+              f"{format_bytes(est.eval_per_image)} when evaluating")  # fmt: skip
     return 0
 
 
@@ -475,6 +575,10 @@ def _cmd_suite(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+    print(f"resnet-lab: warning: {message}", file=sys.stderr)
+
+
 COMMANDS = {
     "train": _cmd_train,
     "sweep": _cmd_sweep,
@@ -491,13 +595,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from resnet_lab.engine import OutOfMemory, TrainingDiverged
 
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():  # one line each, without the source line of the library
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
     except TrainingDiverged as exc:
-        print(f"resnet-lab: {exc}", file=sys.stderr)
+        print(f"resnet-lab: {_failure(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except OutOfMemory as exc:
-        print(f"resnet-lab: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        print(f"resnet-lab: {_failure(exc)}", file=sys.stderr)
+        # refused before training (it clearly cannot fit) is a usage mistake
+        return EXIT_FAILED if exc.run is not None else EXIT_USAGE
     except ValueError as exc:  # user mistakes: bad names, paths, settings
         print(f"resnet-lab {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

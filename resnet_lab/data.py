@@ -616,7 +616,13 @@ def load_image_folder(
                 "check the layout"
             )
         if test_classes != classes:
-            raise DataError(f"{path.name}: the train and test folders hold different classes")
+            only = [f"only in {split}/: {', '.join(sorted(set(a) - set(b))[:5])}"
+                    for split, a, b in (("train", classes, test_classes),
+                                        ("test", test_classes, classes)) if set(a) - set(b)]  # fmt: skip
+            raise DataError(
+                f"{path.name}: the train and test folders hold different classes "
+                f"({'; '.join(only)}); give both splits the same class folders"
+            )
         index = {c: i for i, c in enumerate(classes)}
 
         def labels_of(files: list[str]) -> torch.Tensor:
@@ -722,6 +728,11 @@ def load_data(
     path = Path(name_str).expanduser()
     if path.exists():
         return load_image_folder(path, train_per_class, test_per_class, seed)
+    if path.suffix or len(path.parts) > 1 or name_str.startswith((".", "~")):
+        raise DataError(
+            f"data path {name_str!r} does not exist; check the path (datasets by name: auto, "
+            "cifar10, cifar100, synthetic)"
+        )
     raise DataError(
         f"unknown dataset {name_str!r}: use auto, cifar10, cifar100, synthetic, or the path of "
         "an image folder (a directory or .zip with train/<class>/ and test/<class>/)"

@@ -24,7 +24,11 @@ def test_help_everywhere(argv, capsys):
     [
         (["train", "resnet21", "--data", "synthetic"], "depth must be"),
         (["train", "nosuchnet", "--data", "synthetic"], "unknown model"),
-        (["train", "resnet20", "--data", "missing-folder.zip"], "unknown dataset"),
+        (
+            ["train", "resnet20", "--data", "missing-folder.zip"],
+            "'missing-folder.zip' does not exist",
+        ),
+        (["train", "resnet20", "--data", "cifar11"], "unknown dataset 'cifar11'"),
         (["train", "resnet20", "--data", "synthetic", "--epochs", "0"], "positive integer"),
         (["sweep", "--models", "resnet20", "plainX"], "unknown model"),
         (["info"], "--list"),
@@ -45,7 +49,7 @@ def test_help_everywhere(argv, capsys):
         ),
         (["train", "resnet20", "--data", "synthetic", "--set", "nesterov=maybe"], "as bool"),
         (["train", "resnet20", "--data", "synthetic", "--set", "speed=11"], "FIELD one of"),
-        (["bench", "resnet20", "--data", "missing.zip"], "unknown dataset"),
+        (["bench", "resnet20", "--data", "missing.zip"], "'missing.zip' does not exist"),
         (["bench", "nosuchnet"], "unknown model"),
     ],
 )
@@ -134,7 +138,9 @@ def test_diverged_run_keeps_its_history_beside_the_checkpoint(tmp_path, monkeypa
     argv[argv.index("--epochs") + 1] = "3"
     assert cli.main(argv) == cli.EXIT_FAILED
     err = capsys.readouterr().err
-    assert "diverged" in err and "--lr" in err and "the history so far is in run/" in err
+    assert "diverged" in err and "--lr" in err and "the history so far (0 epochs) is in run/" in err
+    # lr 1e12: the first step's loss is finite, its weights and BatchNorm statistics are not
+    assert "BatchNorm tensors are not finite" in err and "no checkpoint was saved" in err
     (kept,) = results.list_runs(tmp_path / "run")
     assert kept.status == "diverged" and kept.model == "resnet20"
     assert results.list_runs(tmp_path / "store") == []  # the store holds finished runs only
@@ -155,7 +161,7 @@ def test_sweep_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, monkeypat
         return run
 
     monkeypatch.setattr(engine, "train", fake_train)
-    monkeypatch.setattr(cli, "_report", lambda run, ctx: 0)
+    monkeypatch.setattr(cli, "_report", lambda run, ctx, **kwargs: 0)
     code = cli.main(["sweep", "--models", "plain20", "resnet20", *TINY, "--store", "store"])
     assert code == cli.EXIT_FAILED and trained == ["plain20", "resnet20"]
     err = capsys.readouterr().err

@@ -159,8 +159,10 @@ def test_image_folder_errors_are_clear(tmp_path):
     (bad / "x.png").write_bytes(_png(np.zeros((4, 4, 3), np.uint8)))
     with pytest.raises(D.DataError, match="not an image folder"):
         D.load_data(bad)
-    with pytest.raises(D.DataError, match="unknown dataset"):
+    with pytest.raises(D.DataError, match="missing.zip' does not exist; check the path"):
         D.load_data(tmp_path / "missing.zip")
+    with pytest.raises(D.DataError, match="unknown dataset 'cifar11'"):
+        D.load_data("cifar11")
     broken = tmp_path / "broken"
     (broken / "train" / "a").mkdir(parents=True)
     (broken / "test" / "a").mkdir(parents=True)
