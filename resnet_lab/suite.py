@@ -109,7 +109,7 @@ class Sizes:
 GPU = Sizes()
 DRY_RUN = Sizes(
     # The smallest CIFAR nets of both kinds (depth 8), a few images, one or two steps each.
-    train_per_class=16, test_per_class=4, throughput_models=("resnet8",), batches=(4, 8),
+    train_per_class=16, test_per_class=4, throughput_models=("resnet8",), batches=(4,),
     rounds=1, warmup=1, images_per_round=16, compile_backend="eager", target=0.0,
     target_model="resnet8", target_batch=32, target_lr=0.1, first_epochs=1, max_epochs=2,
     depth_models=("plain8", "resnet8"), depth_batch=32, max_depth_epochs=1,

@@ -49,6 +49,10 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def pack_data(zip_path: Path, dest: Path) -> Path:
     """The zip's files as one .tar.xz, checked to hold exactly the same bytes."""
     out = dest / f"{zip_path.stem}.tar.xz"
@@ -70,7 +74,7 @@ def pack_data(zip_path: Path, dest: Path) -> Path:
                 raise SystemExit(f"packing check failed at {name}: {tmp} removed")
             got += 1
     tmp.replace(out)
-    print(f"{out.relative_to(ROOT)}: {got} files, {out.stat().st_size / 2**20:.1f} MiB "
+    print(f"{_shown(out)}: {got} files, {out.stat().st_size / 2**20:.1f} MiB "
           f"(the zip: {zip_path.stat().st_size / 2**20:.1f} MiB), contents checked")  # fmt: skip
     return out
 
@@ -88,7 +92,7 @@ def download_wheels(dest: Path) -> list[Path]:
     wheels = sorted(dest.glob("*.whl"))
     _check_complete(wheels)
     total = sum(w.stat().st_size for w in wheels)
-    print(f"{dest.relative_to(ROOT)}: {len(wheels)} wheels, {total / 2**20:.1f} MiB")
+    print(f"{_shown(dest)}: {len(wheels)} wheels, {total / 2**20:.1f} MiB")
     return wheels
 
 
