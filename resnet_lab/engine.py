@@ -906,7 +906,7 @@ def train(
             diverged(b, "the training loss became NaN or infinite")
         what = _nonfinite_state(model)
         if what:
-            diverged(step, what)
+            diverged(max(0, step - 1), what)
 
     try:
         with _graceful_interrupt() as interrupted, _deterministic(config.deterministic, device):
@@ -984,7 +984,7 @@ def train(
                             distributed.broadcast_buffers(model)
                             test = evaluate_test()
                             if not math.isfinite(test[0]):
-                                diverged(step, "the test loss became NaN or infinite")
+                                diverged(step - 1, "the test loss became NaN or infinite")
                             t_eval = time.perf_counter() - t0
                             epoch_eval_time += t_eval
                         window = _step_record(run, window, acc, step, spe, lr, wall_offset,
@@ -1010,7 +1010,7 @@ def train(
                 # and BatchNorm statistics (a huge lr can leave the loss finite for a step).
                 what = _nonfinite_state(model, float(tot[0]) / n, test_loss)
                 if what:
-                    diverged(step, what)
+                    diverged(step - 1, what)  # (step counts the steps done; at is 0-based)
                 record: dict[str, Any] = {
                     "epoch": epoch,
                     "step": step,
@@ -1167,9 +1167,9 @@ def _check_memory(model: nn.Module, data: ImageData, config: TrainConfig, device
     if device.type != "cpu":  # the whole dataset moves to the device
         fixed += data.train_x.numel() + data.test_x.numel()
     checks = [
-        ("training batch", "batch_size", config.batch_size, len(data.train_y),
+        ("a training batch", "batch_size", config.batch_size, len(data.train_y),
          half * est.train_per_image + 2 * est.input_per_image),
-        ("evaluation batch", "eval_batch_size", config.eval_batch_size, len(data.test_y),
+        ("an evaluation batch", "eval_batch_size", config.eval_batch_size, len(data.test_y),
          half * est.eval_per_image + est.input_per_image),
     ]  # fmt: skip
     for what, name, batch, n_images, per_image in checks:
@@ -1179,11 +1179,11 @@ def _check_memory(model: nn.Module, data: ImageData, config: TrainConfig, device
             continue
         where = f"{runtime.device_name(device)} has {format_bytes(free)} available"
         fits = int((free - fixed) // per_image) * world_size
-        reason = (f"a {what} of {local} images needs at least {format_bytes(need)} of memory, "
+        reason = (f"{what} of {local} images needs at least {format_bytes(need)} of memory, "
                   f"but {where}")  # fmt: skip
         if fits < 1:
             raise OutOfMemory(reason, None, [Fix("use a smaller model or another device")])
-        raise OutOfMemory(reason, None, [Fix("the largest batch that fits", {name: fits})])
+        raise OutOfMemory(reason, None, [Fix("use at most the batch that fits", {name: fits})])
 
 
 def _flag(event: threading.Event, device: torch.device) -> torch.Tensor:
