@@ -63,7 +63,9 @@ def cpu_copy(state: Any) -> Any:
 
 def _on_cpu(obj: Any, copy: bool = False) -> Any:
     if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=copy)
+        out = obj.detach().cpu()
+        # .cpu() of a CPU tensor is the tensor itself: a copy must not share its storage
+        return out.clone() if copy and out.data_ptr() == obj.data_ptr() else out
     if isinstance(obj, dict):
         return {k: _on_cpu(v, copy) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
