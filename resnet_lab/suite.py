@@ -86,7 +86,7 @@ class Sizes:
     batches: tuple[int, ...] = (128, 2048)
     rounds: int = 3
     warmup: int = 10  # untimed steps first (cuDNN autotuning, compilation)
-    images_per_round: int = 6144  # a timed round is this many images, at least 4 steps
+    images_per_round: int = 16384  # a timed round is this many images, at least 4 steps
     compile_backend: str = "inductor"
     target: float = 0.91
     target_model: str = "resnet20"
@@ -543,7 +543,7 @@ def _target_stage(ctx: _Context, seconds: float) -> dict[str, Any]:
         left = deadline - time.monotonic() - s.run_overhead_s
         if epoch_s is not None and epochs * epoch_s > left:
             fit = int(left / epoch_s)
-            if fit < s.first_epochs or (runs and fit <= runs[-1]["epochs"]):
+            if fit < max(1, s.first_epochs // 2) or (runs and fit <= runs[-1]["epochs"]):
                 notes.append(f"a {epochs}-epoch run needs about {epochs * epoch_s:.0f} s, "
                              f"{max(0.0, left):.0f} s were left")  # fmt: skip
                 break
@@ -557,6 +557,7 @@ def _target_stage(ctx: _Context, seconds: float) -> dict[str, Any]:
             break
         summary = _run_summary(run, s.target)
         runs.append(summary)
+        ctx.report.stage("target", {"status": "running", "runs": runs, "target_accuracy": s.target})
         tt = summary["time_to_target_s"]
         ctx.report.log(f"{s.target_model} {epochs} epochs, batch {s.target_batch}: {run.status}, "
                        f"best test accuracy {_pct(summary['best_test_error'])}, time to "
@@ -614,7 +615,7 @@ def _depth_stage(ctx: _Context, seconds: float) -> dict[str, Any]:
         te = summary["final_test_error"]
         ctx.report.log(f"{model_name}: test error {te:.4f}, {summary['wall_s']} s"
                        if te is not None else f"{model_name}: {run.status}")  # fmt: skip
-        ctx.report.flush()
+        ctx.report.stage("depth", {"status": "running", "epochs": epochs, "runs": runs})
     return {"status": "done", "epochs": epochs, "recipe": "paper", "runs": runs}
 
 
@@ -987,6 +988,10 @@ def run_chapters(
     report = Report(Path(out), "chapters", budget, _render_chapters)
     plan = _chapter_plan(chapters)
     kind, site = _pick_executor(executor, wheels, report)
+    if _missing(["ipywidgets"]):
+        report.log(
+            f"ipywidgets is not installed, so chapters with live widgets will fail; {_WHEELS_HINT}"
+        )
     env = {"RESNET_LAB_TIER": "standard", "PYTHONHASHSEED": "0",
            "PYTHONPATH": _pythonpath(*([site] if site else []))}  # fmt: skip
     spec = prepare_data(data, dry_run=False) if data is not None else None
