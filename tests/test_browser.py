@@ -6,9 +6,11 @@ Run by ``make test`` after ``make book`` (marker ``browser``); alone::
 
 Every page of ``_build/html`` is visited once with the network blocked. A page fails on
 any JavaScript error or failed load, a broken image, or a resource that is not a local
-file. Chapter pages must show figures and their Colab button; the explorers of chapters
-1 and 6 must redraw their curves when the controls change; search must find pages.
-A full-page screenshot of every chapter is saved in ``_build/html/_screenshots/``.
+file. Chapter pages must show figures and their Colab button; every explorer (a Plotly
+figure, :mod:`resnet_lab.explorer`) must redraw when any of its drop-downs changes and
+hide a curve when its legend entry is clicked; at phone width (390 px) its labels must
+stay >= 10 px and its drop-downs >= 32 px tall; search must find pages. Full-page
+screenshots of every chapter at 1280 px and 390 px are saved in ``_build/screenshots/``.
 ``RESNET_LAB_HTML`` points the test at another build folder.
 """
 
@@ -29,19 +31,20 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = Path(os.environ.get("RESNET_LAB_HTML", ROOT / "_build" / "html")).resolve()
-SCREENSHOTS = HTML / "_screenshots"
+SCREENSHOTS = HTML.parent / "screenshots"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHAPTER = re.compile(r"0\d_\w+")
 # Pages whose kernel-free explorers the issue asks for, and the control each must have.
-EXPLORER_PAGES = {"01_vanishing_gradients": "depth", "06_cifar_resnets": "depth"}
-SCREEN_WIDTH, MAX_SCREEN_HEIGHT = 1280, 12000
+EXPLORER_PAGES = {"01_vanishing_gradients": "activation", "06_cifar_resnets": "show"}
+SCREEN_WIDTH, PHONE_WIDTH, MAX_SCREEN_HEIGHT = 1280, 390, 12000
+MIN_TEXT_PX, MIN_CONTROL_PX = 10, 32
 REDIRECT = re.compile(r"""http-equiv=["']?refresh["']?\s+content=["']\d+;\s*url=([^"'>]+)""", re.I)
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 
 # Figures a reader sees on a page: notebook output images and explorer charts.
 FIGURES_JS = """
 const article = document.querySelector('article') || document.body;
-return Array.from(article.querySelectorAll('.cell_output img, figure img, .rl-explorer svg'))
+return Array.from(article.querySelectorAll('.cell_output img, figure img, .rl-explorer .main-svg'))
   .filter(e => !e.closest('.copybtn')).length;
 """
 # Make lazy images load now, then report images that are not loaded or have no pixels.
@@ -139,14 +142,53 @@ def _wait_images(chrome, timeout: float = 5.0) -> list:
         time.sleep(0.1)
 
 
-def _screenshot(chrome, path: Path) -> None:
-    height = chrome.execute_script(
-        "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight);"
+# At phone width: the smallest text in each explorer's figure, its drop-downs' heights,
+# and whether the figure is wider than the screen.
+PHONE_JS = """
+return Array.from(document.querySelectorAll('[data-explorer]')).map(root => {
+  const texts = Array.from(root.querySelectorAll('.main-svg text'))
+    .filter(t => t.textContent.trim() && t.getBoundingClientRect().width > 0);
+  const sizes = texts.map(t => parseFloat(getComputedStyle(t).fontSize));
+  const selects = Array.from(root.querySelectorAll('select'));
+  const plot = root.querySelector('.main-svg');
+  return {min_text: sizes.length ? Math.min(...sizes) : 0,
+          controls: selects.map(s => s.getBoundingClientRect().height),
+          right: plot ? plot.getBoundingClientRect().right : 0, width: window.innerWidth};
+});
+"""
+
+
+def _page_height(chrome) -> int:
+    return int(
+        chrome.execute_script(
+            "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight);"
+        )
     )
-    chrome.set_window_size(SCREEN_WIDTH, min(max(int(height), 600), MAX_SCREEN_HEIGHT))
+
+
+def _screenshot(chrome, path: Path) -> None:
+    chrome.set_window_size(SCREEN_WIDTH, min(max(_page_height(chrome), 600), MAX_SCREEN_HEIGHT))
     path.parent.mkdir(parents=True, exist_ok=True)
     chrome.save_screenshot(str(path))
     chrome.set_window_size(SCREEN_WIDTH, 900)
+
+
+def _phone(chrome, url: str, path: Path) -> list[dict]:
+    """Open ``url`` as a 390 px wide phone screen: explorer metrics, a full-page screenshot."""
+    metrics = {"width": PHONE_WIDTH, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+    chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        _open(chrome, url)
+        _wait_images(chrome)
+        time.sleep(0.5)  # plotly redraws once the page has its phone layout
+        found = chrome.execute_script(PHONE_JS)
+        height = min(max(_page_height(chrome), 600), MAX_SCREEN_HEIGHT)
+        chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "height": height})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        chrome.save_screenshot(str(path))
+    finally:
+        chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +223,10 @@ def site(driver):
             ),
         }
         if _chapter(path):
-            _screenshot(driver, SCREENSHOTS / f"{path.stem}.png")
+            _screenshot(driver, SCREENSHOTS / f"{path.stem}-{SCREEN_WIDTH}.png")
+            info["errors"] += _errors(driver)
+            phone = SCREENSHOTS / f"{path.stem}-{PHONE_WIDTH}.png"
+            info["phone"] = _phone(driver, path.as_uri(), phone)
             info["errors"] += _errors(driver)
         report[name] = info
     return report
@@ -233,8 +278,27 @@ def test_chapter_pages_show_figures(site):
     assert chapters, "no chapter pages (book/0N_*.html) in the build"
     bad = [page for page, info in chapters.items() if info["figures"] < 1]
     assert not bad, f"chapter pages without any figure: {bad}"
-    missing = [p for p in chapters if not (SCREENSHOTS / f"{p.split('/')[-1]}.png").exists()]
+    missing = [
+        f"{p}-{w}"
+        for p in chapters
+        for w in (SCREEN_WIDTH, PHONE_WIDTH)
+        if not (SCREENSHOTS / f"{p.split('/')[-1]}-{w}.png").exists()
+    ]
     assert not missing, f"no screenshot saved for {missing}"
+
+
+def test_explorers_are_readable_at_phone_width(site):
+    bad = []
+    for page, info in site.items():
+        for i, explorer in enumerate(info.get("phone", [])):
+            where = f"{page} explorer {i + 1}"
+            if explorer["min_text"] < MIN_TEXT_PX:
+                bad.append(f"{where}: text {explorer['min_text']} px (< {MIN_TEXT_PX})")
+            if any(h < MIN_CONTROL_PX for h in explorer["controls"]):
+                bad.append(f"{where}: drop-downs {explorer['controls']} px tall")
+            if explorer["right"] > explorer["width"] + 1:
+                bad.append(f"{where}: figure {explorer['right']} px wide on a 390 px screen")
+    assert not bad, "explorers at 390 px:\n" + "\n".join(bad)
 
 
 def test_chapter_pages_have_a_colab_button(site):
@@ -258,10 +322,36 @@ def test_explorers_are_initialised(site):
             assert site[f"book/{page}"]["explorers"], f"book/{page} has no kernel-free explorer"
 
 
+# The figure's state: the setting shown, and the visible curves (name and drawn path).
+CURVES_JS = """
+const root = arguments[0], plot = root.querySelector('.js-plotly-plot');
+const shown = plot.data.map((t, i) => [t, i]).filter(([t]) => t.visible === true && t.meta !== null);
+const paths = Array.from(plot.querySelectorAll('.scatterlayer .trace'))
+  .filter(g => g.style.opacity !== '0' && g.querySelector('path.js-line'));
+return [root.getAttribute('data-state'), shown.map(([t]) => t.name + ':' + JSON.stringify(t.y)),
+        paths.map(g => g.querySelector('path.js-line').getAttribute('d') || '')];
+"""
+
+
 def _curves(chrome, root) -> tuple[str, tuple[str, ...]]:
-    svg = root.find_element("css selector", "svg")
-    paths = svg.find_elements("css selector", "[data-layer=curves] path[data-label]")
-    return svg.get_attribute("data-state"), tuple(p.get_attribute("d") for p in paths)
+    state, curves, paths = chrome.execute_script(CURVES_JS, root)
+    assert all(paths), "a visible curve has no drawn path"
+    return state, tuple(curves)
+
+
+def _legend_toggles(chrome, root) -> bool:
+    """Clicking the first legend entry hides its curve (Plotly: 'legendonly')."""
+    item = root.find_element("css selector", ".legend .traces")
+    item.click()
+    time.sleep(0.3)
+    hidden = chrome.execute_script(
+        "return arguments[0].querySelector('.js-plotly-plot').data"
+        ".some(t => t.visible === 'legendonly');",
+        root,
+    )
+    item.click()
+    time.sleep(0.3)
+    return hidden
 
 
 def test_explorers_redraw_when_controls_change(driver, site):
@@ -275,8 +365,8 @@ def test_explorers_redraw_when_controls_change(driver, site):
         roots = driver.find_elements("css selector", "[data-explorer]")
         controls_seen: set[str] = set()
         for root in roots:
+            assert _legend_toggles(driver, root), f"{page}: a legend click hides no curve"
             selects = root.find_elements("css selector", "select[data-control]")
-            assert selects, f"{page}: an explorer without controls"
             defaults = [Select(s).first_selected_option.get_attribute("value") for s in selects]
             for select in selects:
                 # Vary one control with the others at their defaults (a measured combination).
