@@ -83,6 +83,7 @@ __all__ = [
     "evaluate",
     "lr_at",
     "cpu_has_native_bf16",
+    "crop_padding",
     "model_depth",
     "precision_name",
     "precision_of",
@@ -367,6 +368,12 @@ def lr_at(config: TrainConfig, step: int, total: int, depth: int = 0) -> float:
     if config.schedule == "cosine":
         return config.lr * 0.5 * (1 + math.cos(math.pi * step / total))
     return config.lr
+
+
+def crop_padding(height: int) -> int:
+    """Zero padding of the random-crop augmentation: the paper's 4 pixels at 32 pixels,
+    scaled with the image (2 at 16 pixels), so smaller images are shifted alike."""
+    return max(1, round(4 * height / 32))
 
 
 def model_depth(model: nn.Module) -> int:
@@ -735,6 +742,7 @@ def train(
         train_loader = GpuLoader(
             data.train_x, data.train_y, config.batch_size, True, data.mean, data.std, device,
             augment=config.augment, channels_last=channels_last, seed=config.seed,
+            pad=crop_padding(data.image_size[1]),
             rank=ctx.rank, world_size=ctx.world_size,
         )  # fmt: skip
         test_loader = GpuLoader(
@@ -1129,7 +1137,7 @@ def _unusual_settings(config: TrainConfig) -> list[tuple[str, dict[str, Any]]]:
     for name, (limit, note) in _USUAL.items():
         value = getattr(config, name)
         if value > limit and usual[name] <= limit:
-            out.append((f"{name} {value:.3g} is {note}", {name: usual[name]}))
+            out.append((f"{name} {value:.4g} is {note}", {name: usual[name]}))
     return out
 
 
