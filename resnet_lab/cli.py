@@ -57,6 +57,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="evaluate on a class-balanced subset of N test images per class",
     )
+    g.add_argument("--image-size", type=int, metavar="PIXELS",
+                   help="shrink the images to PIXELS x PIXELS by area averaging (the data "
+                        "variant then names the size, e.g. cifar10-jpeg-16px)")  # fmt: skip
     g.add_argument("--no-download", action="store_true", help="never download datasets")
     g = p.add_argument_group("recipe (any field overrides the recipe's value)")
     g.add_argument("--recipe", default="fast", choices=["fast", "paper"],
@@ -300,6 +303,7 @@ def _load_data(args: argparse.Namespace, quiet: bool):
     return load_data(
         args.data, download=not args.no_download, train_per_class=args.subset,
         test_per_class=args.test_subset, progress=not quiet,
+        image_size=getattr(args, "image_size", None),
     )  # fmt: skip
 
 

@@ -99,7 +99,7 @@ def _shape(shape: Sequence[int]) -> str:
 
 
 def _si(value: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if value >= scale:
             return f"{value / scale:.3f}{unit}"
     return f"{value:.0f}"

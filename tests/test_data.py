@@ -309,3 +309,29 @@ def test_gpu_loader_ranks_split_every_global_batch():
     loader = D.GpuLoader(d.train_x, d.train_y, **kw)
     tail = list(loader.iter_from(1))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(tail, whole[1:], strict=True))
+
+
+def test_resize_averages_areas_and_names_the_size():
+    resize = D.resize
+
+    d = D.synthetic(n_train=20, n_test=10, image_size=32)
+    small = resize(d, 16)
+    assert small.image_size == (3, 16, 16) and small.variant == "synthetic-16px"
+    assert small.info()["image_size"] == [3, 16, 16]
+    # each output pixel is the rounded mean of a 2x2 block of input pixels
+    block = d.train_x[0, 0, :2, :2].double().mean()
+    assert int(small.train_x[0, 0, 0, 0]) == int(torch.round(block))
+    assert torch.equal(small.train_y, d.train_y)
+    assert resize(d, 32) is d
+    with pytest.raises(D.DataError, match="larger than the images"):
+        resize(d, 64)
+    with pytest.raises(D.DataError, match="whole number of pixels"):
+        resize(d, 2)
+
+
+def test_load_data_image_size_and_engine_crop_padding():
+    from resnet_lab.engine import crop_padding
+
+    d = D.load_data("synthetic", train_per_class=2, test_per_class=1, image_size=16)
+    assert d.variant == "synthetic-16px" and d.image_size == (3, 16, 16)
+    assert (crop_padding(32), crop_padding(16), crop_padding(8)) == (4, 2, 1)
