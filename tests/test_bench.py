@@ -47,7 +47,11 @@ def test_bench_trains_every_pipeline_on_cpu(monkeypatch):
     monkeypatch.setattr(bench_mod, "_sync", counting_sync)
     r = bench_mod.bench("resnet20", batch_size=8, steps=1, warmup=0, rounds=1, device="cpu",
                         data="synthetic", workers=0, amp="off", breakdown=True)  # fmt: skip
-    assert r.data == "synthetic" and r.engine_precision == r.reference_precision == "fp32" and r.channels_last
+    assert (
+        r.data == "synthetic"
+        and r.engine_precision == r.reference_precision == "fp32"
+        and r.channels_last
+    )
     for ips in (r.engine_ips, r.reference_ips, r.engine_compute_ips, r.reference_compute_ips):
         assert ips > 0
     assert len(seen) == 2 * 4  # before and after the timed steps of each of the four pipelines
