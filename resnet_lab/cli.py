@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import os
 import sys
 import warnings
@@ -126,6 +127,10 @@ def _parser() -> argparse.ArgumentParser:
                                    "are skipped, so an interrupted sweep can be started again.")  # fmt: skip
     p.add_argument("--models", nargs="+", required=True, metavar="MODEL")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train N runs at once, each in its own process with cores/N threads (on "
+                        "a CPU, small networks get more from 2 cores as two 1-thread runs than "
+                        "as one 2-thread run)")  # fmt: skip
     _add_training_args(p)
 
     p = sub.add_parser("bench", help="training images/s: this engine vs a torchvision DataLoader",
@@ -430,7 +435,7 @@ def _report(run, ctx, printed: bool = False) -> int:
         return 0 if run.status in ("completed", "stopped") else EXIT_INTERRUPTED
     f = run.final
     te = f"{f['test_error']:.4f}" if f["test_error"] is not None else "n/a"
-    print(f"{run.model_name} on {run.variant}: {run.status} after {run.epochs} epochs, "
+    print(f"{run.model_name} on {run.variant}: {run.status} after {run.epochs} epoch{'' if run.epochs == 1 else 's'}, "
           f"test error {te}")  # fmt: skip
     if run.path is not None:
         print(f"saved {run.path}")
@@ -451,10 +456,71 @@ def _already_stored(store: Path, model_name: str, data, config) -> bool:
     return False
 
 
+def _strip_options(argv: Sequence[str], names: set[str]) -> list[str]:
+    """``argv`` without the options in ``names`` and their values."""
+    out: list[str] = []
+    skipping = False
+    for token in argv:
+        if token.split("=", 1)[0] in names:
+            skipping = "=" not in token
+            continue
+        if skipping and not token.startswith("-"):
+            continue
+        skipping = False
+        out.append(token)
+    return out
+
+
+def _sweep_in_processes(args: argparse.Namespace, store: Path, data) -> int:
+    """``sweep --jobs N``: every run still to do as its own ``resnet-lab sweep`` process,
+    N at a time, each with cores/N threads; a failed run does not stop the others."""
+    import subprocess
+    import time
+
+    todo = [(m, s) for m in args.models for s in args.seeds
+            if not _already_stored(store, m, data, _config(args, s))]  # fmt: skip
+    for m, s in sorted(set(itertools.product(args.models, args.seeds)) - set(todo)):
+        print(f"skip {m} seed {s}: already in {store}")
+    base = _strip_options(args.argv, {"--models", "--seeds", "--jobs", "--quiet"})
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // args.jobs))}
+    running: list[tuple[str, subprocess.Popen]] = []
+    failed: list[str] = []
+    try:
+        while todo or running:
+            while todo and len(running) < args.jobs:
+                m, s = todo.pop(0)
+                cmd = [sys.executable, "-m", "resnet_lab.cli", *base, "--models", m,
+                       "--seeds", str(s), "--quiet"]  # fmt: skip
+                print(f"start {m} seed {s}", flush=True)
+                running.append((f"{m} seed {s}", subprocess.Popen(cmd, env=env)))
+            time.sleep(0.5)
+            for item in [r for r in running if r[1].poll() is not None]:
+                running.remove(item)
+                name, proc = item
+                print(f"{'done' if proc.returncode == 0 else 'FAILED'} {name}", flush=True)
+                if proc.returncode == EXIT_INTERRUPTED:
+                    raise KeyboardInterrupt
+                if proc.returncode:
+                    failed.append(name)
+    except KeyboardInterrupt:  # the runs checkpoint on the same Ctrl-C; wait for them
+        for _, proc in running:
+            proc.wait()
+        print("resnet-lab sweep: interrupted; start the same command again to continue",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    if failed:
+        print(f"resnet-lab sweep: {len(failed)} run(s) failed: {', '.join(failed)}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    return 0
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from resnet_lab import distributed, engine
     from resnet_lab.checkpoint import CheckpointError
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs N takes the number of runs at once, at least 1 (got {args.jobs})")
     for m in args.models:
         _check_model_name(m)
     for seed in args.seeds:
@@ -468,6 +534,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if ctx.is_main:
             _writable_folder(store, "--store")
         data = _load_data(args, args.quiet or not ctx.is_main)
+        if args.jobs > 1:
+            if ctx.is_distributed:
+                raise UsageError("--jobs starts its own processes; do not combine it with torchrun")
+            return _sweep_in_processes(args, store, data)
         failed: list[str] = []
         for model_name in args.models:
             for seed in args.seeds:
@@ -596,6 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``resnet-lab`` command; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)  # exits with status 2 on bad arguments
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for sweep --jobs
     from resnet_lab.engine import OutOfMemory, TrainingDiverged
 
     try:

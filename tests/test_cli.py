@@ -166,3 +166,21 @@ def test_sweep_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, monkeypat
     assert code == cli.EXIT_FAILED and trained == ["plain20", "resnet20"]
     err = capsys.readouterr().err
     assert "plain20 seed 0 failed" in err and "1 run(s) failed: plain20 seed 0" in err
+
+
+def test_sweep_jobs_trains_runs_in_processes_and_skips_stored(tmp_path, capsys):
+    args = ["sweep", "--models", "resnet20", "plain20", "--seeds", "0", "--data", "synthetic",
+            "--subset", "2", "--test-subset", "1", "--epochs", "1", "--image-size", "8",
+            "--store", str(tmp_path / "store"), "--output", str(tmp_path / "runs"), "--jobs", "2"]  # fmt: skip
+    assert cli.main(args) == 0
+    stored = sorted(p.name.split("-")[0] for p in (tmp_path / "store").glob("*.json"))
+    assert stored == ["plain20", "resnet20"]
+    assert "done resnet20 seed 0" in capsys.readouterr().out
+    assert cli.main(args) == 0  # everything is stored now: nothing is trained again
+    out = capsys.readouterr().out
+    assert "skip plain20 seed 0" in out and "start" not in out
+
+
+def test_strip_options_removes_options_and_their_values():
+    argv = ["sweep", "--models", "a", "b", "--seeds", "0", "1", "--jobs=2", "--epochs", "3"]
+    assert cli._strip_options(argv, {"--models", "--seeds", "--jobs"}) == ["sweep", "--epochs", "3"]
