@@ -63,8 +63,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                         "variant then names the size, e.g. cifar10-jpeg-16px)")  # fmt: skip
     g.add_argument("--no-download", action="store_true", help="never download datasets")
     g = p.add_argument_group("recipe (any field overrides the recipe's value)")
-    g.add_argument("--recipe", default="fast", choices=["fast", "paper"],
-                   help="fast: one-cycle, label smoothing; paper: He et al. 2016 §4.2 "
+    g.add_argument("--recipe", default="fast", choices=["fast", "paper", "laptop"],
+                   help="fast: one-cycle, label smoothing; paper: He et al. 2016 §4.2; laptop: "
+                        "the laptop depth study's (warm-up, linear decay, 40 epochs) "
                         "(default: %(default)s)")  # fmt: skip
     g.add_argument("--epochs", type=int, help="passes over the training set")
     g.add_argument("--iterations", type=int, help="optimizer steps (the paper: 64000)")

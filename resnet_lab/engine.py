@@ -22,6 +22,11 @@ Recipes (:func:`recipe`):
     training then linear decay to zero, Nesterov momentum 0.9, weight decay 5e-4,
     label smoothing 0.1 (Szegedy et al., 2016), batch 128, 10 epochs.
 
+``laptop``
+    The laptop depth study (``results/README.md``): the paper's SGD (momentum 0.9, batch
+    128, no label smoothing), weight decay 5e-4, a linear warm-up to lr 0.1 over the first
+    5 % of steps (Goyal et al., 2017), then a linear decay to zero; 40 epochs.
+
 Every field of :class:`TrainConfig` can be overridden: ``recipe("paper", lr=0.05)``.
 
 Hardware choices (``amp="auto"``, ``channels_last=None``): bf16 autocast on GPUs
@@ -323,6 +328,16 @@ RECIPES: dict[str, dict[str, Any]] = {
         epochs=10, iterations=None, batch_size=128, lr=0.2, momentum=0.9,
         weight_decay=5e-4, nesterov=True, schedule="onecycle", pct_start=0.25,
         warmup_steps=0, label_smoothing=0.1,
+    ),
+    # The laptop depth study (results/README.md): the paper's SGD (momentum 0.9, no label
+    # smoothing, batch 128) with a short linear warm-up (Goyal et al. 2017) to lr 0.1 over
+    # the first 5 % of steps, then a linear decay to zero, so that every depth ends at a
+    # small learning rate after a schedule a CPU can afford; weight decay 5e-4 for the
+    # small training set.
+    "laptop": dict(
+        epochs=40, iterations=None, batch_size=128, lr=0.1, momentum=0.9,
+        weight_decay=5e-4, nesterov=False, schedule="onecycle", pct_start=0.05,
+        warmup_steps=0, label_smoothing=0.0,
     ),
 }  # fmt: skip
 

@@ -438,3 +438,21 @@ def test_toy_bad_knobs() -> None:
         ConvStack(init="orthogonal")
     with pytest.raises(ValueError, match="at least 2"):
         DeepMLP(depth=1)
+
+
+def test_zero_init_name_builds_the_same_net_with_identity_blocks():
+    import torch
+
+    from resnet_lab.models import build
+
+    base, zi = build("resnet20"), build("ResNet20-ZI")
+    assert zi.name == "resnet20-zi"
+    assert [k for k in base.state_dict()] == [k for k in zi.state_dict()]
+    last_bn = [m.bn2.weight for layer in (zi.layer1, zi.layer2, zi.layer3) for m in layer]
+    assert len(last_bn) == 9 and all(float(w.detach().abs().sum()) == 0 for w in last_bn)
+    assert float(base.layer1[0].bn2.weight.detach().abs().sum()) > 0
+    with pytest.raises(ValueError, match="plain net has no shortcut"):
+        build("plain20-zi")
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    assert zi.eval()(x).shape == (2, 10)

@@ -2,7 +2,8 @@
 
 Registered names map to constructors. Beyond them, ``build`` reads a depth from names of the
 form ``resnetNN``, ``plainNN`` and ``preact_resnetNN`` (CIFAR nets of any valid depth), so
-``build("resnet38")`` works without 38 being registered.
+``build("resnet38")`` works without 38 being registered, and a ``-zi`` suffix
+(``resnet56-zi``) gives the same net with zero-initialised residual branches.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ ModelFn = TypeVar("ModelFn", bound=Callable[..., nn.Module])
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _DEPTH_NAME = re.compile(r"(resnet|plain|preact_resnet)(\d+)")
+#: ``resnet56-zi``: a CIFAR net with zero-initialised residual branches (see :func:`build`)
+ZERO_INIT_SUFFIX = "-zi"
 
 
 def register_model(fn: ModelFn | None = None, *, name: str | None = None):
@@ -48,10 +51,22 @@ def build(name: str, **kwargs) -> nn.Module:
     >>> build("resnet56", shortcut="B")   # CIFAR ResNet-56, projection shortcuts
     >>> build("resnet50", num_classes=100)
     >>> build("plain20")                  # ResNet-20's layers without shortcuts
+    >>> build("resnet56-zi")              # ResNet-56, each block starting as the identity
     """
     key = name.strip().lower()
     if key in _MODELS:
         return _MODELS[key](**kwargs)
+    if key.endswith(ZERO_INIT_SUFFIX) and _DEPTH_NAME.fullmatch(key[: -len(ZERO_INIT_SUFFIX)]):
+        # e.g. resnet56-zi: the same network, each residual branch's last BatchNorm scale
+        # starting at zero (Goyal et al. 2017), so every block starts as the identity
+        if key.startswith("plain"):
+            raise ValueError(
+                f"{name!r}: a plain net has no shortcut, so zero-initialised blocks would pass "
+                "nothing on; the -zi form exists for residual nets only"
+            )
+        model = build(key[: -len(ZERO_INIT_SUFFIX)], zero_init_residual=True, **kwargs)
+        model.name = key
+        return model
     match = _DEPTH_NAME.fullmatch(key)
     if match is None:
         close = difflib.get_close_matches(key, list_models(), n=3, cutoff=0.6)
