@@ -478,7 +478,8 @@ def _sweep_in_processes(args: argparse.Namespace, store: Path, data) -> int:
     import subprocess
     import time
 
-    todo = [(m, s) for m in args.models for s in args.seeds
+    # Seed by seed, so that an interrupted sweep has whole seeds to compare.
+    todo = [(m, s) for s in args.seeds for m in args.models
             if not _already_stored(store, m, data, _config(args, s))]  # fmt: skip
     for m, s in sorted(set(itertools.product(args.models, args.seeds)) - set(todo)):
         print(f"skip {m} seed {s}: already in {store}")
