@@ -340,17 +340,28 @@ def _curves(chrome, root) -> tuple[str, tuple[str, ...]]:
 
 
 def _legend_toggles(chrome, root) -> bool:
-    """Clicking the first legend entry hides its curve (Plotly: 'legendonly')."""
+    """Clicking the first legend entry hides its curve (Plotly: 'legendonly').
+
+    Plotly acts on a legend click only after its double-click delay (300 ms by default), so
+    the state is polled rather than read after a fixed sleep."""
+    script = (
+        "return arguments[0].querySelector('.js-plotly-plot').data"
+        ".some(t => t.visible === 'legendonly');"
+    )
+
+    def wait_for(hidden: bool) -> bool:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if chrome.execute_script(script, root) == hidden:
+                return True
+            time.sleep(0.1)
+        return False
+
     item = root.find_element("css selector", ".legend .traces")
     item.click()
-    time.sleep(0.3)
-    hidden = chrome.execute_script(
-        "return arguments[0].querySelector('.js-plotly-plot').data"
-        ".some(t => t.visible === 'legendonly');",
-        root,
-    )
+    hidden = wait_for(True)
     item.click()
-    time.sleep(0.3)
+    wait_for(False)
     return hidden
 
 
