@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 # Submodules load on first use (rl.data, rl.engine, ...), so `import resnet_lab` stays light.
 _SUBMODULES = {
     "bench", "checkpoint", "cli", "data", "diagnostics", "distributed", "engine", "experiments",
-    "explorer", "io", "landscape", "lesion", "models", "notebook", "plots", "results", "runtime",
+    "explorer", "io", "landscape", "laptop", "lesion", "models", "notebook", "plots", "results", "runtime",
     "studies", "summary", "widgets",
 }  # fmt: skip
 

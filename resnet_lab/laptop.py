@@ -1,0 +1,231 @@
+"""The laptop depth study: Figure 6 of He et al. (2016) at a scale a 2-core CPU trains.
+
+Same networks as the paper's CIFAR study (6n+2 layers, three stages, option-A
+shortcuts, depths 20 to 56), scaled where a laptop cannot afford the paper: 500
+training images per class (5,000), images resized to 16x16, 40 epochs of the
+``laptop`` recipe, and the residual nets' last BatchNorm of each block started at zero
+(``resnetNN-zi``). Why this protocol, and what else was tried: ``results/README.md``.
+Stored under the tag ``laptop-depth``, several seeds per network; this module reads
+them back as means with standard errors and states the orderings of Figure 6 as
+checked claims (:func:`orderings`).
+
+Training error here is the one the run records at the end: the mean over the last
+epoch's mini-batches (augmented images, weights changing during the epoch). Test
+error: the whole 10,000-image test split after the last epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from resnet_lab.results import RunRecord, list_runs
+
+__all__ = [
+    "DEPTHS",
+    "TAG",
+    "Claim",
+    "SeedSummary",
+    "depth_figure",
+    "laptop_study",
+    "orderings",
+]
+
+TAG = "laptop-depth"
+DEPTHS = (20, 32, 44, 56)
+_NAME = re.compile(r"^(resnet|plain)(\d+)(-zi)?$")
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Final errors (%) of every stored seed of one network of the study."""
+
+    kind: str  # 'plain' or 'residual'
+    depth: int
+    model: str  # registry name, e.g. 'resnet56-zi'
+    seeds: tuple[int, ...]
+    train: tuple[float, ...]  # final training error of each seed, %
+    test: tuple[float, ...]  # final test error of each seed, %
+    runs: tuple[RunRecord, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    @staticmethod
+    def _mean(xs: Sequence[float]) -> float:
+        return sum(xs) / len(xs)
+
+    @staticmethod
+    def _se(xs: Sequence[float]) -> float | None:
+        """Standard error of the mean (sample sd / sqrt n); None with one seed."""
+        if len(xs) < 2:
+            return None
+        m = sum(xs) / len(xs)
+        return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+
+    @property
+    def train_mean(self) -> float:
+        return self._mean(self.train)
+
+    @property
+    def test_mean(self) -> float:
+        return self._mean(self.test)
+
+    @property
+    def train_se(self) -> float | None:
+        return self._se(self.train)
+
+    @property
+    def test_se(self) -> float | None:
+        return self._se(self.test)
+
+    def describe(self, which: str = "train") -> str:
+        """'44.7 ± 0.6 % (3 seeds)' or '44.7 % (1 seed)'."""
+        mean, se = (
+            (self.train_mean, self.train_se) if which == "train" else (self.test_mean, self.test_se)
+        )
+        spread = f" ± {se:.1f}" if se is not None else ""
+        return f"{mean:.1f}{spread} % ({self.n} seed{'s' if self.n != 1 else ''})"
+
+    @property
+    def label(self) -> str:
+        return f"{'ResNet' if self.kind == 'residual' else 'plain'}-{self.depth}"
+
+
+def laptop_study(
+    store: str | Path | None = None, tag: str = TAG
+) -> dict[tuple[str, int], SeedSummary]:
+    """``{(kind, depth): SeedSummary}`` of every network with a completed stored run.
+
+    One run per seed (the newest completed one); ordered by depth, plain first.
+    """
+    chosen: dict[tuple[str, int], dict[int, RunRecord]] = {}
+    models: dict[tuple[str, int], str] = {}
+    for rec in list_runs(store, tag=tag, status="completed"):
+        match = _NAME.match(rec["model"])
+        if match is None or rec["final"].get("train_error") is None:
+            continue
+        key = ("residual" if match.group(1) == "resnet" else "plain", int(match.group(2)))
+        seeds = chosen.setdefault(key, {})
+        models[key] = rec["model"]
+        if rec["seed"] not in seeds or str(rec["date"]) > str(seeds[rec["seed"]]["date"]):
+            seeds[rec["seed"]] = rec
+    out = {}
+    for key in sorted(chosen, key=lambda k: (k[1], k[0])):
+        runs = tuple(chosen[key][s] for s in sorted(chosen[key]))
+        out[key] = SeedSummary(
+            kind=key[0],
+            depth=key[1],
+            model=models[key],
+            seeds=tuple(r["seed"] for r in runs),
+            train=tuple(100.0 * r["final"]["train_error"] for r in runs),
+            test=tuple(100.0 * r["final"]["test_error"] for r in runs),
+            runs=runs,
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One ordering of Figure 6, tested on the stored seeds.
+
+    ``holds``: the means are in the claimed order *and* the difference is larger than
+    its standard error (sqrt(se_a^2 + se_b^2)); with one seed there is no standard
+    error, so a claim cannot hold, only be ``in_order``.
+    """
+
+    text: str
+    in_order: bool
+    difference: float  # points, positive when in the claimed order
+    se: float | None  # standard error of the difference, points
+    evidence: str
+
+    @property
+    def holds(self) -> bool:
+        return self.in_order and self.se is not None and self.difference > self.se
+
+    def __str__(self) -> str:
+        if self.se is None:
+            verdict = "in order, one seed (no error bar)" if self.in_order else "False"
+            return f"{self.text}: {verdict} ({self.evidence})"
+        ratio = self.difference / self.se if self.se > 0 else math.inf
+        return (
+            f"{self.text}: {self.holds} ({self.evidence}; difference {self.difference:+.1f} "
+            f"points = {ratio:+.1f} standard errors)"
+        )
+
+
+def _claim(text: str, worse: SeedSummary, better: SeedSummary, which: str = "train") -> Claim:
+    """The claim that ``worse`` has the higher error (training by default)."""
+    w = worse.train if which == "train" else worse.test
+    b = better.train if which == "train" else better.test
+    diff = SeedSummary._mean(w) - SeedSummary._mean(b)
+    se_w, se_b = SeedSummary._se(w), SeedSummary._se(b)
+    se = math.sqrt(se_w**2 + se_b**2) if se_w is not None and se_b is not None else None
+    evidence = f"{worse.label} {worse.describe(which)} vs {better.label} {better.describe(which)}"
+    return Claim(text, diff > 0, diff, se, evidence)
+
+
+def orderings(study: Mapping[tuple[str, int], SeedSummary], which: str = "train") -> list[Claim]:
+    """Figure 6's orderings on mean final error (``which``: 'train' or 'test').
+
+    Plain: every deeper net has the higher error than the next shallower one;
+    residual: the lower; and residual below plain at every depth both were run at.
+    """
+    noun = "trains" if which == "train" else "tests"
+    claims = []
+    for kind, word in (("plain", "worse"), ("residual", "better")):
+        depths = sorted(d for k, d in study if k == kind)
+        for shallow, deep in zip(depths, depths[1:], strict=False):
+            a, b = study[(kind, shallow)], study[(kind, deep)]
+            text = f"{b.label} {noun} {word} than {a.label}"
+            claims.append(
+                _claim(text, b, a, which) if kind == "plain" else _claim(text, a, b, which)
+            )
+    for depth in sorted({d for _, d in study}):
+        if ("plain", depth) in study and ("residual", depth) in study:
+            p, r = study[("plain", depth)], study[("residual", depth)]
+            claims.append(_claim(f"{r.label} {noun} better than {p.label}", p, r, which))
+    return claims
+
+
+def depth_figure(study: Mapping[tuple[str, int], SeedSummary], ax: Any = None) -> Any:
+    """Final training (dashed) and test (solid) error against depth, mean ± standard error."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.0))
+    colors = {"plain": "tab:orange", "residual": "tab:blue"}
+    for kind in ("plain", "residual"):
+        rows = [s for (k, _), s in study.items() if k == kind]
+        if not rows:
+            continue
+        depths = [s.depth for s in rows]
+        name = "plain" if kind == "plain" else "ResNet"
+        for which, style in (("train", "--"), ("test", "-")):
+            means = [s.train_mean if which == "train" else s.test_mean for s in rows]
+            errs = [(s.train_se if which == "train" else s.test_se) or 0.0 for s in rows]
+            ax.errorbar(
+                depths,
+                means,
+                yerr=errs,
+                fmt="o" + style,
+                color=colors[kind],
+                capsize=3,
+                label=f"{name}, {'training' if which == 'train' else 'test'}",
+            )
+    ax.set_xticks(sorted({s.depth for s in study.values()}))
+    ax.set_xlabel("depth (weight layers)")
+    ax.set_ylabel("final error (%)")
+    seeds = sorted({s.n for s in study.values()})
+    ax.set_title(
+        "Laptop depth study: mean ± standard error over " + "/".join(map(str, seeds)) + " seeds"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

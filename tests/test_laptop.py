@@ -1,0 +1,80 @@
+"""The laptop depth study reader: seeds grouped, standard errors, and claims that can fail."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from resnet_lab import laptop
+from resnet_lab.results import save_run
+from tests.test_studies import record
+
+
+def seeded(model: str, seed: int, train: float, test: float, **kw) -> dict:
+    tags = ("laptop-depth",)
+    rec = record(model, train_error=train, test_error=test, tags=tags, uid=f"s{seed}", **kw)
+    rec["seed"] = seed
+    return rec
+
+
+@pytest.fixture
+def store(tmp_path):
+    for seed, (p20, p56, r20, r56) in enumerate(
+        [(0.40, 0.70, 0.30, 0.25), (0.42, 0.72, 0.31, 0.27), (0.44, 0.74, 0.32, 0.26)]
+    ):
+        save_run(seeded("plain20", seed, p20, p20 + 0.05), tmp_path)
+        save_run(seeded("plain56", seed, p56, p56 + 0.05), tmp_path)
+        save_run(seeded("resnet20-zi", seed, r20, r20 + 0.08), tmp_path)
+        save_run(seeded("resnet56-zi", seed, r56, r56 + 0.08), tmp_path)
+    # A stopped run and another tag are not part of the study.
+    save_run(seeded("resnet56-zi", 3, 0.9, 0.9, status="stopped"), tmp_path)
+    save_run(record("resnet32", tags=("other",)), tmp_path)
+    return tmp_path
+
+
+def test_study_groups_seeds_with_standard_errors(store):
+    study = laptop.laptop_study(store)
+    assert list(study) == [("plain", 20), ("residual", 20), ("plain", 56), ("residual", 56)]
+    p20 = study[("plain", 20)]
+    assert p20.seeds == (0, 1, 2) and p20.model == "plain20"
+    assert p20.train_mean == pytest.approx(42.0)
+    assert p20.train_se == pytest.approx(2.0 / math.sqrt(3))
+    assert study[("residual", 56)].n == 3  # the stopped seed 3 is left out
+    assert p20.describe() == "42.0 ± 1.2 % (3 seeds)"
+
+
+def test_orderings_hold_and_fail(store):
+    claims = {c.text: c for c in laptop.orderings(laptop.laptop_study(store))}
+    assert claims["plain-56 trains worse than plain-20"].holds
+    assert claims["ResNet-56 trains better than plain-56"].holds
+    # 25.0 ± 0.6 vs 26.0 ± 0.6 ... ResNet-56 26.0 vs ResNet-20 31.0: holds
+    assert claims["ResNet-56 trains better than ResNet-20"].holds
+    assert str(claims["plain-56 trains worse than plain-20"]).startswith(
+        "plain-56 trains worse than plain-20: True (plain-56 72.0 ± 1.2 % (3 seeds) vs"
+    )
+
+
+def test_a_difference_within_its_error_bar_does_not_hold(tmp_path):
+    for seed, (a, b) in enumerate([(0.30, 0.31), (0.34, 0.29), (0.32, 0.33)]):
+        save_run(seeded("resnet20-zi", seed, a, a), tmp_path)
+        save_run(seeded("resnet56-zi", seed, b, b), tmp_path)
+    (claim,) = laptop.orderings(laptop.laptop_study(tmp_path))
+    assert claim.in_order and not claim.holds  # 32.0 vs 31.0, SE of the difference 1.5
+
+
+def test_one_seed_is_never_a_verdict(tmp_path):
+    save_run(seeded("plain20", 0, 0.4, 0.5), tmp_path)
+    save_run(seeded("plain56", 0, 0.8, 0.8), tmp_path)
+    (claim,) = laptop.orderings(laptop.laptop_study(tmp_path))
+    assert claim.in_order and not claim.holds
+    assert "one seed" in str(claim)
+
+
+def test_depth_figure_draws_every_network(store):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = laptop.depth_figure(laptop.laptop_study(store))
+    assert len(ax.containers) == 4  # plain and residual, training and test
+    assert ax.get_xlabel() == "depth (weight layers)"
