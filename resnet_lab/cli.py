@@ -404,19 +404,21 @@ def _writable_folder(path: Path, flag: str) -> None:
         raise UsageError(f"cannot write in {existing} (no permission); choose another {flag}")
 
 
-def _check_model_name(name: str) -> None:
+def _check_model_name(name: str) -> str:
+    """The registry's spelling of a valid model name (``RESNET20`` -> ``resnet20``)."""
     import torch
 
     from resnet_lab.models import build
 
     with torch.device("meta"):  # no memory, no time: only the name is checked
         build(name)
+    return name.strip().lower()  # build() accepts any case; runs are stored under one
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from resnet_lab import distributed
 
-    _check_model_name(args.model)
+    args.model = _check_model_name(args.model)
     _config(args, args.seed)
     _check_device(args.device)
     ctx = distributed.init_from_env()
@@ -523,8 +525,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UsageError(f"--jobs N takes the number of runs at once, at least 1 (got {args.jobs})")
-    for m in args.models:
-        _check_model_name(m)
+    args.models = [_check_model_name(m) for m in args.models]
     for seed in args.seeds:
         _config(args, seed)
     _check_device(args.device)

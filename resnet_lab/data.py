@@ -39,6 +39,7 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -482,8 +483,19 @@ def _official_available(name: str, data: str | os.PathLike | None) -> bool:
 
 def _is_image_folder(path: Path) -> bool:
     if path.is_file():
+        if not zipfile.is_zipfile(path) and _looks_like_zip(path):
+            raise DataError(
+                f"{path.name} is a damaged zip file (truncated or corrupt: its table of "
+                "contents cannot be read); copy or download it again"
+            )
         return zipfile.is_zipfile(path)
     return (path / "train").is_dir() and (path / "test").is_dir()
+
+
+def _looks_like_zip(path: Path) -> bool:
+    """A ``.zip`` name or a zip's magic bytes: meant as a zip, even when it cannot be read."""
+    with path.open("rb") as f:
+        return path.suffix.lower() == ".zip" or f.read(4) == b"PK\x03\x04"
 
 
 class _FolderSource:
@@ -497,12 +509,19 @@ class _FolderSource:
                 self.zip = zipfile.ZipFile(path)
             except zipfile.BadZipFile as exc:
                 raise DataError(f"{path.name} is not a readable zip file ({exc})") from exc
-            names = [n for n in self.zip.namelist() if not n.endswith("/")]
+            listed = self.zip.namelist()
+            names = [n for n in listed if not n.endswith("/")]
+            folders = {n.rstrip("/") for n in listed if n.endswith("/")}
         else:
-            names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+            found = list(path.rglob("*"))
+            names = [p.relative_to(path).as_posix() for p in found if p.is_file()]
+            folders = {p.relative_to(path).as_posix() for p in found if p.is_dir()}
         self.names = sorted(
             n for n in names if n.lower().endswith(IMAGE_SUFFIXES) and not _hidden(n)
         )
+        # Every folder, including empty ones (a zip lists those as "name/" entries).
+        self.folders = {f for f in folders if not _hidden(f)}
+        self.folders |= {n.rsplit("/", 1)[0] for n in self.names if "/" in n}
 
     def split(self, split: str) -> tuple[list[str], list[str]]:
         """Files and class names of one split; the split folder may sit under one top folder."""
@@ -515,11 +534,25 @@ class _FolderSource:
                     files[n] = parts[i + 1]
                     break
         classes = sorted(set(files.values()))
+        for folder in sorted(self.folders):
+            parts = folder.split("/")
+            for i in range(min(2, len(parts) - 1)):
+                if parts[i] == split and len(parts) - i == 2 and parts[i + 1] not in classes:
+                    raise DataError(
+                        f"{self.path.name}: the class folder {folder}/ holds no images; add "
+                        "its images or remove the folder"
+                    )
         return list(files), classes
 
     def read(self, name: str) -> bytes:
         if self.zip is not None:
-            return self.zip.read(name)
+            try:
+                return self.zip.read(name)
+            except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+                raise DataError(
+                    f"{self.path.name} is a damaged zip file: {name} cannot be read ({exc}); "
+                    "copy or download it again"
+                ) from exc
         return (self.path / name).read_bytes()
 
     def close(self) -> None:

@@ -98,9 +98,10 @@ def test_train_then_sweep_skips_stored_runs(tmp_path, monkeypatch, capsys):
     assert cli.main(["train", "resnet20", *TINY, "--store", "store"]) == 2
     assert "--resume" in capsys.readouterr().err
     # ...and a sweep trains only what the store lacks.
-    assert cli.main(["sweep", "--models", "resnet20", "plain20", "--seeds", "0", *TINY,
+    assert cli.main(["sweep", "--models", "ResNet20", "PLAIN20", "--seeds", "0", *TINY,
                      "--store", "store", "--output", "sweep"]) == 0  # fmt: skip
     assert "skip resnet20 seed 0" in capsys.readouterr().out
+    # Names in another case are the same models, stored under the registry's spelling.
     assert sorted(r.model for r in results.list_runs(tmp_path / "store")) == ["plain20", "resnet20"]
 
 

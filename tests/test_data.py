@@ -335,3 +335,45 @@ def test_load_data_image_size_and_engine_crop_padding():
     d = D.load_data("synthetic", train_per_class=2, test_per_class=1, image_size=16)
     assert d.variant == "synthetic-16px" and d.image_size == (3, 16, 16)
     assert (crop_padding(32), crop_padding(16), crop_padding(8)) == (4, 2, 1)
+
+
+def test_a_truncated_zip_is_reported_as_damaged(image_zip, tmp_path):
+    path, _ = image_zip
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(D.DataError, match=r"cut.zip is a damaged zip file .*copy or download it"):
+        D.load_image_folder(cut, cache=False)
+
+
+def test_a_corrupt_member_of_a_zip_is_reported_as_damaged(tmp_path):
+    images = _folder_images()
+    path = tmp_path / "bitrot.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, arr in images.items():
+            z.writestr(name, _png(arr))
+    raw = bytearray(path.read_bytes())
+    start = raw.index(b"train/ant/0001.png") + len("train/ant/0001.png") + 20
+    raw[start : start + 8] = b"\xff" * 8  # damage the compressed bytes of one member
+    path.write_bytes(bytes(raw))
+    with pytest.raises(D.DataError, match="bitrot.zip is a damaged zip file"):
+        D.load_image_folder(path, cache=False)
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_an_empty_class_folder_is_named(tmp_path, as_zip):
+    images = _folder_images()
+    folder = tmp_path / "with-empty"
+    for name, arr in images.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(_png(arr))
+    (folder / "test" / "dog").mkdir()
+    (folder / "train" / "dog").mkdir()
+    (folder / "train" / "dog" / "0000.png").write_bytes(_png(images["train/cat/0000.png"]))
+    path = folder
+    if as_zip:
+        path = tmp_path / "with-empty.zip"
+        with zipfile.ZipFile(path, "w") as z:
+            for p in sorted(folder.rglob("*")):
+                z.write(p, p.relative_to(folder).as_posix())  # folders as "name/" entries
+    with pytest.raises(D.DataError, match=r"the class folder test/dog/ holds no images"):
+        D.load_image_folder(path, cache=False)
