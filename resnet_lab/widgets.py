@@ -19,7 +19,14 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import ipywidgets as widgets
+try:
+    import ipywidgets as widgets
+except ModuleNotFoundError as missing:  # an optional extra: training never needs it
+    raise ModuleNotFoundError(
+        "resnet_lab.widgets needs ipywidgets, part of the book's extra: "
+        'pip install "resnet-lab[book]"',
+        name=missing.name,
+    ) from None
 
 __all__ = ["LivePlot", "TrainPanel", "live_plot"]
 
