@@ -37,10 +37,6 @@ class UsageError(ValueError):
     """A mistake on the command line."""
 
 
-def _default_store() -> Path:
-    return Path(os.environ.get("RESNET_LAB_RESULTS") or "results")
-
-
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", default="auto",
@@ -416,14 +412,14 @@ def _check_model_name(name: str) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from resnet_lab import distributed
+    from resnet_lab import distributed, results
 
     args.model = _check_model_name(args.model)
     _config(args, args.seed)
     _check_device(args.device)
     ctx = distributed.init_from_env()
     try:
-        store = None if args.no_store else (args.store or _default_store())
+        store = None if args.no_store else (args.store or results.default_store())
         if store is not None and ctx.is_main:
             _writable_folder(store, "--store")
         data = _load_data(args, args.quiet or not ctx.is_main)
@@ -520,7 +516,7 @@ def _sweep_in_processes(args: argparse.Namespace, store: Path, data) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from resnet_lab import distributed, engine
+    from resnet_lab import distributed, engine, results
     from resnet_lab.checkpoint import CheckpointError
 
     if args.jobs < 1:
@@ -531,7 +527,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     _check_device(args.device)
     ctx = distributed.init_from_env()
     try:
-        store = args.store or _default_store()
+        store = args.store or results.default_store()
         if args.no_store:
             raise UsageError("sweep saves every run in the store; drop --no-store")
         if ctx.is_main:
@@ -634,13 +630,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_suite(args: argparse.Namespace) -> int:
-    from resnet_lab import suite
+    from resnet_lab import results, suite
 
     if not args.budget_s > 0:
         raise UsageError(f"--budget-s {args.budget_s}: give a positive number of seconds")
     _writable_folder(args.out, "--out")
     if args.part == "gpu":
-        store = args.store or _default_store()
+        store = args.store or results.default_store()
         _writable_folder(store, "--store")
         return suite.run_gpu(
             args.out, data=args.data, store=store, budget_s=args.budget_s, dry_run=args.dry_run,

@@ -48,6 +48,7 @@ __all__ = [
     "ResultsError",
     "RunRecord",
     "default_store",
+    "shipped_store",
     "list_runs",
     "load_run",
     "record_from_run",
@@ -63,24 +64,26 @@ _PACKAGED_STORE = Path(__file__).resolve().parent / "stored_results"
 
 
 def default_store() -> Path:
-    """Where runs are read from: ``RESNET_LAB_RESULTS`` if set, else the repository's
-    ``results/`` (a checkout), else the copy shipped inside the installed package
-    (``pip install`` from git, as in Colab), else ``results/`` in the current folder."""
+    """The one default store, where ``save_run`` and ``resnet-lab train`` write and
+    :func:`list_runs` reads: ``RESNET_LAB_RESULTS`` if set, else the repository's
+    ``results/`` (a checkout), else ``results/`` in the current folder.
+
+    Outside a checkout (``pip install`` from git, as in Colab) the runs the book ships
+    (inside the package, read-only) are listed too: see :func:`shipped_store`."""
     env = os.environ.get("RESNET_LAB_RESULTS")
     if env:
         return Path(env).expanduser()
     repo = _REPO_ROOT / "results"
     if repo.is_dir() and (_REPO_ROOT / "pyproject.toml").is_file():
         return repo
-    if _PACKAGED_STORE.is_dir():
-        return _PACKAGED_STORE
     return Path.cwd() / "results"
 
 
-def _writable_store() -> Path:
-    """Where runs are saved by default: never into the read-only copy inside site-packages."""
-    store = default_store()
-    return Path.cwd() / "results" if store == _PACKAGED_STORE else store
+def shipped_store() -> Path | None:
+    """The book's stored runs inside an installed package (read-only), or None in a checkout."""
+    if _PACKAGED_STORE.is_dir() and default_store().resolve() != _PACKAGED_STORE.resolve():
+        return _PACKAGED_STORE
+    return None
 
 
 DEFAULT_STORE = default_store()
@@ -369,7 +372,7 @@ def save_run(run: Run | dict[str, Any], store: str | os.PathLike | None = None) 
     """
     record = dict(run) if isinstance(run, dict) else record_from_run(run)
     validate(record)
-    folder = Path(store) if store is not None else _writable_store()
+    folder = Path(store) if store is not None else default_store()
     path = folder / f"{_slug(record['id'])}.json"
     if path.exists():
         try:
@@ -416,11 +419,20 @@ def _load(path: Path, store: str | os.PathLike | None) -> RunRecord:
         raise ResultsError(path, reason, store) from None
 
 
-def _files(store: str | os.PathLike | None) -> tuple[Path, list[Path]]:
-    folder = Path(store) if store is not None else default_store()
+def _json_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
-        return folder, []
-    return folder, sorted(p for p in folder.rglob("*.json") if not p.name.startswith("."))
+        return []
+    return sorted(p for p in folder.rglob("*.json") if not p.name.startswith("."))
+
+
+def _files(store: str | os.PathLike | None) -> tuple[Path, list[Path]]:
+    """The store's folder and its record files; the default store adds the shipped runs."""
+    folder = Path(store) if store is not None else default_store()
+    files = _json_files(folder)
+    shipped = shipped_store() if store is None else None
+    if shipped is not None:
+        files += [p for p in _json_files(shipped) if p.name not in {f.name for f in files}]
+    return folder, files
 
 
 def _matches(rec: RunRecord, filters: Mapping[str, Any]) -> bool:

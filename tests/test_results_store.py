@@ -161,3 +161,24 @@ def test_depth_study_has_one_run_per_model_seed_and_recipe() -> None:
         for r in results.list_runs(STORE, tag="depth-study")
     ]
     assert len(keys) == len(set(keys)), "a (model, seed, data, recipe) run is stored twice"
+
+
+def test_outside_a_checkout_train_writes_where_list_runs_reads(tmp_path, monkeypatch):
+    """pip-installed (Colab): the shipped runs are listed, new runs go to ./results and are listed too."""
+    from resnet_lab import results as R
+    from tests.test_studies import record
+
+    shipped = tmp_path / "site-packages" / "resnet_lab" / "stored_results"
+    shipped.mkdir(parents=True)
+    R.save_run(record("resnet20", uid="shipped"), shipped)
+    monkeypatch.setattr(R, "_REPO_ROOT", tmp_path / "site-packages")  # no pyproject.toml there
+    monkeypatch.setattr(R, "_PACKAGED_STORE", shipped)
+    monkeypatch.delenv("RESNET_LAB_RESULTS", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert R.default_store() == work / "results" and R.shipped_store() == shipped
+    path = R.save_run(record("plain20", uid="mine"))
+    assert path.parent == work / "results"  # never into the installed package
+    assert sorted(r["id"] for r in R.list_runs()) == ["plain20-mine", "resnet20-shipped"]
+    assert [r["id"] for r in R.list_runs(work / "results")] == ["plain20-mine"]
