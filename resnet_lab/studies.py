@@ -6,10 +6,19 @@ results store holds our runs of the same networks (tag ``depth-study``); this mo
 turns them into
 
 - :func:`depth_study`: one run per (network, depth), the longest-trained if several;
+- :func:`matched_groups` / :func:`seed_summaries`: runs that may be compared (same data,
+  recipe and length), every seed of each network, as the seed means of
+  :class:`resnet_lab.laptop.SeedSummary` (so :func:`resnet_lab.laptop.orderings` checks
+  Figure 6's orderings on them too);
 - :func:`depth_explorer`: a kernel-free :class:`~resnet_lab.explorer.Explorer` with
-  controls depth and network, training and test error against iterations;
-- :func:`table6`: our test errors beside the published ones, with the provenance
-  (data, recipe, epochs, iterations, device, date) of every number.
+  controls depth and network, training and test error against iterations
+  (:func:`laptop_explorer`: the same for the laptop depth study);
+- :func:`table6`: our test errors beside the published ones, from one matched sweep, with
+  its provenance (data, recipe, epochs, iterations, device, date).
+
+One definition of a run's final error everywhere: :func:`final_errors`, what the run
+record stores as ``final`` (training error: the mean over the last epoch's augmented
+mini-batches; test error: the whole test split after the last epoch).
 
 Nothing here invents a number: a combination that was never run is reported as not
 measured, and published numbers are labelled as such.
@@ -33,8 +42,11 @@ __all__ = [
     "DEPTHS",
     "KINDS",
     "PAPER_PARAMS_M",
+    "PAPER_PREACT_TEST_ERROR",
     "PAPER_TEST_ERROR",
     "ComparisonTable",
+    "claim_groups",
+    "claims_verdict",
     "depth_explorer",
     "depth_panel",
     "depth_takeaway",
@@ -42,9 +54,14 @@ __all__ = [
     "overlay_figure",
     "depth_study",
     "final_errors",
+    "laptop_explorer",
+    "matched_groups",
     "matched_runs",
     "parse_model",
+    "peak_lr",
     "provenance",
+    "seed_summaries",
+    "sweep_provenance",
     "shortcut_path",
     "study_caption",
     "table6",
@@ -57,19 +74,27 @@ KINDS = ("plain", "residual")
 #: iterations; ResNet-110 is the best of 5 runs (mean 6.61 +/- 0.16).
 PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 PAPER_110_MEAN_STD = (6.61, 0.16)
+#: He et al. (2016b), Table 3: CIFAR-10 test error (%) of the original and the
+#: pre-activation unit, ``{depth: (original, pre-activation)}``; 164 and 1001 are
+#: bottleneck nets, 110 has basic blocks.
+PAPER_PREACT_TEST_ERROR = {110: (6.61, 6.37), 164: (5.93, 5.46), 1001: (7.61, 4.92)}
 #: He et al. (2016), Table 6: parameters in millions.
 PAPER_PARAMS_M = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7, 1202: 19.4}
 #: CIFAR-10 and its offline JPEG copy; their full training split has 50,000 images.
 CIFAR10_VARIANTS = ("cifar10", "cifar10-jpeg")
 CIFAR10_TRAIN_SIZE = 50_000
 
-_NAME = re.compile(r"^(resnet|plain)(\d+)$")
+_NAME = re.compile(r"^(resnet|plain)(\d+)(-zi)?$")
 
 
 def parse_model(name: str) -> tuple[str, int] | None:
-    """``'resnet56'`` -> ``('residual', 56)``, ``'plain20'`` -> ``('plain', 20)``, else None."""
+    """``'resnet56'`` -> ``('residual', 56)``, ``'plain20'`` -> ``('plain', 20)``, else None.
+
+    The residual nets with zero-initialised branches of the laptop study count as
+    residual nets of their depth (``'resnet56-zi'`` -> ``('residual', 56)``).
+    """
     match = _NAME.match(name)
-    if match is None:
+    if match is None or (match.group(3) and match.group(1) == "plain"):
         return None
     return ("residual" if match.group(1) == "resnet" else "plain", int(match.group(2)))
 
@@ -154,12 +179,127 @@ def provenance(rec: RunRecord) -> dict[str, Any]:
 
 
 def final_errors(rec: RunRecord) -> dict[str, float | None]:
-    """Final train and test error of a stored run, in percent."""
+    """Final train and test error of a stored run, in percent: the book's one definition.
+
+    Both are what the run record stores as ``final``: the training error is the mean
+    over the mini-batches of the last epoch (augmented images, weights still changing),
+    the test error that of the whole test split after the last epoch. Every "end
+    training error" the book quotes for a stored run comes from here.
+    """
     final = rec["final"]
     return {
         key: (100.0 * final[key] if final.get(key) is not None else None)
         for key in ("train_error", "test_error")
     }
+
+
+def peak_lr(rec: RunRecord) -> float | None:
+    """The largest learning rate a stored run trained at (from its step and epoch records)."""
+    lrs = [s.get("lr") for s in [*rec.record.get("steps", []), *rec["history"]]]
+    lrs = [lr for lr in lrs if lr is not None]
+    return max(lrs) if lrs else None
+
+
+def _comparable(rec: RunRecord) -> tuple:
+    """What two runs must share to be compared: data, training-set size, recipe, length."""
+    data = rec["data"]
+    return (
+        rec.variant,
+        data.get("train_size"),
+        tuple(data.get("subset_per_class") or ()),
+        rec["recipe"].get("recipe"),
+        _iterations(rec),
+    )
+
+
+def matched_groups(runs: Iterable[RunRecord]) -> list[dict[tuple[str, int], list[RunRecord]]]:
+    """The runs split into sets that may be compared: same data, recipe and length.
+
+    Each set is ``{(kind, depth): [one run per seed]}`` (completed runs only; of several
+    runs of one seed, the newest). Sets come largest first (most networks), then
+    longest: the first is the matched study a table or a figure should use.
+    """
+    groups: dict[tuple, dict[tuple[str, int], dict[int, RunRecord]]] = {}
+    for rec in runs:
+        network = parse_model(rec["model"])
+        if network is None or rec["status"] != "completed":
+            continue
+        if rec["final"].get("test_error") is None:
+            continue
+        seeds = groups.setdefault(_comparable(rec), {}).setdefault(network, {})
+        old = seeds.get(rec["seed"])
+        if old is None or str(rec["date"]) > str(old["date"]):
+            seeds[rec["seed"]] = rec
+    ordered = sorted(groups.items(), key=lambda kv: (len(kv[1]), kv[0][-1]), reverse=True)
+    return [
+        {
+            n: [seeds[s] for s in sorted(seeds)]
+            for n, seeds in sorted(group.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+        }
+        for _, group in ordered
+    ]
+
+
+def seed_summaries(
+    group: Mapping[tuple[str, int], RunRecord | Sequence[RunRecord]],
+) -> dict[tuple[str, int], Any]:
+    """``{(kind, depth): laptop.SeedSummary}`` of a set of runs, errors from :func:`final_errors`.
+
+    ``group`` maps each network to one run or to a run per seed (:func:`matched_groups`).
+    The result is what :func:`resnet_lab.laptop.orderings` and
+    :func:`resnet_lab.laptop.depth_figure` take, so a sweep of one seed is checked with
+    the same claims (and the same honesty about error bars) as the laptop study.
+    """
+    from resnet_lab.laptop import SeedSummary
+
+    out = {}
+    for (kind, depth), runs in sorted(group.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        runs = [runs] if isinstance(runs, RunRecord) else list(runs)
+        errors = [final_errors(r) for r in runs]
+        out[(kind, depth)] = SeedSummary(
+            kind=kind,
+            depth=depth,
+            model=runs[0]["model"],
+            seeds=tuple(r["seed"] for r in runs),
+            train=tuple(e["train_error"] for e in errors),
+            test=tuple(e["test_error"] for e in errors),
+            runs=tuple(runs),
+        )
+    return out
+
+
+def claim_groups(claims: Iterable[Any]) -> dict[str, list[Any]]:
+    """Figure 6's claims (:func:`resnet_lab.laptop.orderings`) by what they compare.
+
+    ``'plain'``: deeper plain against shallower plain; ``'residual'``: deeper residual
+    against shallower residual; ``'residual vs plain'``: the two kinds at one depth.
+    """
+    out: dict[str, list[Any]] = {"plain": [], "residual": [], "residual vs plain": []}
+    for claim in claims:
+        if claim.text.startswith("plain-"):
+            out["plain"].append(claim)
+        elif "than plain-" in claim.text:
+            out["residual vs plain"].append(claim)
+        else:
+            out["residual"].append(claim)
+    return out
+
+
+def claims_verdict(claims: Sequence[Any]) -> str:
+    """How a group of claims fares, in words: order, and order beyond one standard error."""
+    n = len(claims)
+    if n == 0:
+        return "not testable (fewer than two networks stored)"
+    order = sum(c.in_order for c in claims)
+    held = sum(c.holds for c in claims)
+    no_bar = sum(c.se is None for c in claims)
+    text = f"in the paper's order in {order} of {n} comparison{'s' if n != 1 else ''}"
+    if no_bar == n:
+        return text + ", each with one seed of at least one of its networks (no error bar)"
+    text += f", beyond one standard error in {held}"
+    if no_bar:
+        text += f" ({no_bar} with only one seed of a network: no error bar)"
+    return text
 
 
 def _thin(xs: Sequence[float], ys: Sequence[float], points: int) -> tuple[list, list]:
@@ -254,6 +394,7 @@ def depth_explorer(
     default: tuple[int, str] = (56, "plain"),
     seeds: Mapping[tuple[str, int], Sequence[RunRecord]] | None = None,
     store: str | Path | None = None,
+    title: str = "CIFAR-10: plain and residual networks (measured; dashed: training, solid: test)",
 ):
     """Figure 6 of He et al. (2016) from the results store, as a kernel-free explorer.
 
@@ -306,7 +447,7 @@ def depth_explorer(
     return Explorer(
         {(view,): c for view, c in views.items()},
         {"show": list(views)},
-        title="CIFAR-10: plain and residual networks (measured; dashed: training, solid: test)",
+        title=title,
         xlabel="iteration (mini-batch of 128 images)",
         ylabel="error (%)",
         caption=study_caption(study, explorer=True)
@@ -316,6 +457,27 @@ def depth_explorer(
         markers=True,
         missing_text="not measured for",
         overlay=None,
+    )
+
+
+def laptop_explorer(study: Mapping[tuple[str, int], Any], default: int = 56):
+    """The depth explorer for the laptop depth study (:func:`resnet_lab.laptop.laptop_study`).
+
+    ``study`` maps ``(kind, depth)`` to a :class:`~resnet_lab.laptop.SeedSummary`; every
+    stored seed is drawn (mean and min-max band). None when the study is empty.
+    """
+    if not study:
+        return None
+    reps = {n: s.runs[0] for n, s in study.items()}
+    seeds = {n: list(s.runs) for n, s in study.items()}
+    depths = sorted({d for _, d in study})
+    return depth_explorer(
+        reps,
+        depths=depths,
+        default=(default if default in depths else depths[-1], "plain"),
+        seeds=seeds,
+        title="Laptop depth study: plain and residual (zero-initialised branches) CIFAR nets "
+        "(measured; dashed: training, solid: test)",
     )
 
 
@@ -359,23 +521,69 @@ def _pct(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.2f}"
 
 
+def _mean_cell(values: Sequence[float | None]) -> str:
+    """'12.34' for one seed, '12.34 ± 0.56 (3 seeds)' (mean ± standard error) for several."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "not measured"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    m = sum(values) / len(values)
+    se = (sum((v - m) ** 2 for v in values) / (len(values) - 1) / len(values)) ** 0.5
+    return f"{m:.2f} ± {se:.2f} ({len(values)} seeds)"
+
+
+def _as_runs(study: Mapping[tuple[str, int], Any]) -> list[RunRecord]:
+    runs: list[RunRecord] = []
+    for value in study.values():
+        runs += [value] if isinstance(value, RunRecord) else list(value)
+    return runs
+
+
+def sweep_provenance(group: Mapping[tuple[str, int], Any]) -> str:
+    """One line on where a matched set of runs comes from (data, recipe, length, seeds, device)."""
+    runs = _as_runs(group)
+    if not runs:
+        return "no runs"
+
+    def values(key: str) -> str:
+        found = sorted({str(provenance(r)[key]) for r in runs}, key=lambda v: (len(v), v))
+        return " / ".join(found)
+
+    p = provenance(runs[0])
+    seeds = sorted({r["seed"] for r in runs})
+    return (
+        f"data {p['data']} ({p['train_size']:,} training, {p['test_size']:,} test images), "
+        f"recipe {p['recipe']}, {p['epochs']} epochs = {p['iterations']:,} iterations of "
+        f"batch {p['batch_size']}, seed{'s' if len(seeds) > 1 else ''} "
+        f"{', '.join(map(str, seeds))}, device {values('device')}, {values('date')}"
+    )
+
+
 def table6(
     store: str | Path | None = None,
     depths: Sequence[int] = (20, 32, 44, 56, 110, 1202),
     plain: bool = True,
+    study: Mapping[tuple[str, int], Any] | None = None,
 ) -> ComparisonTable:
-    """Table 6 of He et al. (2016): the published test error beside ours, with provenance.
+    """Table 6 of He et al. (2016): the published test error beside ours, from one matched sweep.
 
-    For every depth the stored run on the full CIFAR-10 training split with the most
-    iterations is used (any tag); ``plain=True`` adds the plain nets (Fig. 6) as rows.
-    Depths without a stored run say 'not measured'.
+    Ours come from one set of runs that may be compared (:func:`matched_groups`: the
+    same data, recipe and length): by default the largest such set on the full
+    CIFAR-10 training split in ``store`` (then the longest), else the largest set within
+    ``study`` (``{(kind, depth): run or [runs]}``), so a run of another recipe or length
+    never sits beside the others. With several seeds a cell shows mean ± standard error.
+    ``plain=True`` adds the plain nets (Fig. 6) as rows; a depth without a run of the
+    sweep says 'not measured'. The note gives the sweep's provenance.
     """
-    best = _best(_full_cifar_runs(store))
+    runs = _full_cifar_runs(store) if study is None else _as_runs(study)
+    groups = matched_groups(runs)
+    group = groups[0] if groups else {}
     rows: list[dict[str, str]] = []
     for depth in depths:
         for kind in ("residual", "plain") if plain else ("residual",):
-            rec = best.get((kind, depth))
-            if kind == "plain" and rec is None:
+            seeds = group.get((kind, depth))
+            if kind == "plain" and seeds is None:
                 continue  # the paper has no plain row in Table 6 either
             paper = PAPER_TEST_ERROR.get(depth) if kind == "residual" else None
             paper_s = "-" if paper is None else f"{paper:.2f}"
@@ -388,17 +596,18 @@ def table6(
                 else "-",
                 "test error, paper (%)": paper_s,
             }
-            if rec is None:
+            if seeds is None:
                 row.update({"test error, ours (%)": "not measured", "train error, ours (%)": "-"})
                 row.update(
                     dict.fromkeys(("epochs", "iterations", "data", "recipe", "device", "date"), "-")
                 )
             else:
-                err, prov = final_errors(rec), provenance(rec)
+                errs = [final_errors(r) for r in seeds]
+                prov = provenance(seeds[0])
                 row.update(
                     {
-                        "test error, ours (%)": _pct(err["test_error"]),
-                        "train error, ours (%)": _pct(err["train_error"]),
+                        "test error, ours (%)": _mean_cell([e["test_error"] for e in errs]),
+                        "train error, ours (%)": _mean_cell([e["train_error"] for e in errs]),
                         "epochs": str(prov["epochs"]),
                         "iterations": f"{prov['iterations']:,}",
                         "data": f"{prov['data']} ({prov['train_size']:,} train)",
@@ -409,51 +618,92 @@ def table6(
                 )
             rows.append(row)
     columns = list(rows[0]) if rows else []
+    ours = (
+        f"Ours: one matched sweep, every row trained alike: {sweep_provenance(group)}. "
+        "Training error: the mean over the last epoch's augmented mini-batches."
+        if group
+        else "Ours: no stored sweep yet."
+    )
+    others = sum(len(seeds) for g in groups[1:] for seeds in g.values())
+    if others:
+        ours += (
+            f" The store's {others} other run(s) of these networks (other recipes or lengths) "
+            "are left out, so that no row mixes them."
+        )
     note = (
         "Paper: He et al. (2016), Table 6, published numbers after 64k iterations of batch 128 "
-        "(about 164 epochs of 50k images); ResNet-110 best of 5 runs. Ours: measured, read "
-        "from the results store; each row gives its own data, length and device."
+        "(about 164 epochs of 50k images); ResNet-110 best of 5 runs. " + ours
     )
     return ComparisonTable(columns, rows, note)
 
 
+def _described(values: Sequence[tuple[int, float]]) -> str:
+    return ", ".join(f"{e:.1f}% at {d}" for d, e in values)
+
+
+def _trend(values: Sequence[float]) -> str:
+    steps = [b - a for a, b in zip(values, values[1:], strict=False)]
+    if all(x > 0 for x in steps):
+        return "rises with every step in depth"
+    if all(x < 0 for x in steps):
+        return "falls with every step in depth"
+    return "does not move one way with depth"
+
+
 def depth_takeaway(study: Mapping[tuple[str, int], RunRecord]) -> str:
-    """One or two sentences, in Markdown, on what the stored study shows (from its numbers only)."""
+    """A few sentences, in Markdown, on what the stored study shows (from its numbers only).
+
+    Every depth is listed (final training error, :func:`final_errors`); a run whose
+    largest learning rate is below the others' (ResNet-110's warm-up outlasting a short
+    schedule's first drop) is named as not comparable, and left out of the trend.
+    """
     if not study:
         return (
             "The results store holds no run of the depth study yet, so there is nothing to "
             "compare; run `resnet-lab sweep` (see the README) to add one."
         )
+    peaks = {n: peak_lr(r) for n, r in study.items()}
+    top = max((p for p in peaks.values() if p is not None), default=None)
+    slow = {n for n, p in peaks.items() if p is not None and top is not None and p < top}
     parts = []
     for kind in KINDS:
-        runs = sorted((d, r) for (k, d), r in study.items() if k == kind)
-        if len(runs) < 2:
+        runs = sorted(
+            (d, final_errors(r)["train_error"]) for (k, d), r in study.items() if k == kind
+        )
+        runs = [(d, e) for d, e in runs if e is not None]
+        fair = [(d, e) for d, e in runs if (kind, d) not in slow]
+        if len(fair) < 2:
             continue
-        (d0, r0), (d1, r1) = runs[0], runs[-1]
-        e0, e1 = final_errors(r0)["train_error"], final_errors(r1)["train_error"]
-        if e0 is None or e1 is None:
-            continue
-        verb = "rises" if e1 > e0 else "falls"
         parts.append(
-            f"the final training error of the {kind} nets {verb} from {e0:.1f}% at depth {d0} "
-            f"to {e1:.1f}% at depth {d1}"
+            f"the final training error of the {kind} nets {_trend([e for _, e in fair])} "
+            f"({_described(fair)} layers)"
         )
     both = [d for d in DEPTHS if ("plain", d) in study and ("residual", d) in study]
-    if both:
-        d = max(both)
+    lower = []
+    for d in both:
         p = final_errors(study[("plain", d)])["train_error"]
         r = final_errors(study[("residual", d)])["train_error"]
         if p is not None and r is not None:
-            word = "lower" if r < p else "higher"
-            parts.append(
-                f"at depth {d} the residual net ends {abs(p - r):.1f} points {word} than "
-                f"the plain net ({r:.1f}% against {p:.1f}%)"
-            )
+            lower.append(r < p)
+    if lower:
+        word = "every" if all(lower) else f"{sum(lower)} of {len(lower)}"
+        parts.append(f"the residual net ends below the plain net of its depth at {word} depth")
     if not parts:
         return f"The store holds {len(study)} run(s) of the study, too few to compare depths."
     iters = sorted({provenance(r)["iterations"] for r in study.values()})
-    text = "; ".join(parts)
-    return f"In the stored study ({', '.join(map(str, iters))} iterations per run), {text}."
+    text = f"In the stored study ({', '.join(map(str, iters))} iterations per run), " + "; ".join(
+        parts
+    )
+    text += "."
+    for kind, depth in sorted(slow, key=lambda n: n[1]):
+        e = final_errors(study[(kind, depth)])["train_error"]
+        name = f"{'ResNet' if kind == 'residual' else 'plain'}-{depth}"
+        text += (
+            f" {name} ({e:.1f}%) is left out of the trend: its learning rate never rose above "
+            f"{peaks[(kind, depth)]:.2g} (its warm-up outlasts this schedule's first drop), "
+            f"while the others trained at {top:.2g}, so its number is not comparable."
+        )
+    return text
 
 
 def overlay_figure(

@@ -77,6 +77,8 @@ def test_parse_and_name():
     assert studies.parse_model("resnet110") == ("residual", 110)
     assert studies.parse_model("plain20") == ("plain", 20)
     assert studies.parse_model("preact_resnet110") is None
+    assert studies.parse_model("resnet56-zi") == ("residual", 56)  # the laptop study's nets
+    assert studies.parse_model("plain56-zi") is None  # no such network
     assert studies.model_name("plain", 56) == "plain56"
     with pytest.raises(ValueError, match="kind must be one of"):
         studies.model_name("dense", 20)
@@ -153,7 +155,9 @@ def test_table6_published_and_measured_with_provenance(store, tmp_path):
     rows = {r["network"]: r for r in table.rows}
     assert rows["ResNet-20"]["test error, paper (%)"] == "8.75"
     assert rows["ResNet-20"]["test error, ours (%)"] == "60.00"
-    assert rows["ResNet-56"]["iterations"] == "782"
+    # The four networks of the 391-iteration sweep, not resnet56's lone 782-iteration run.
+    assert rows["ResNet-56"]["iterations"] == "391"
+    assert rows["ResNet-56"]["train error, ours (%)"] == "35.00"
     assert rows["ResNet-56"]["device"] == "cpu (test)"
     assert rows["ResNet-110"]["test error, ours (%)"] == "not measured"
     assert rows["ResNet-110"]["test error, paper (%)"].startswith("6.43")
@@ -161,14 +165,124 @@ def test_table6_published_and_measured_with_provenance(store, tmp_path):
     assert "plain-56" in rows and "plain-110" not in rows
     assert "ResNet-56" in str(table) and "<table>" in table._repr_html_()
     assert table.to_markdown().count("\n| ResNet") == 6
+    assert "recipe paper, 1 epochs = 391 iterations" in table.note
+    assert "1 other run(s)" in table.note  # the 782-iteration resnet56, left out
+
+
+def test_table6_of_mixed_runs_takes_only_matched_ones(tmp_path):
+    # A long run of another recipe must not sit beside the short sweep (chapter 6 once put
+    # a 40-epoch `fast` ResNet-20 beside 2-epoch `paper` rows).
+    for model in ("plain20", "resnet20", "resnet56"):
+        save_run(record(model, steps=782, uid="sweep"), tmp_path)
+    fast = record("resnet20", steps=15_640, train_error=0.08, test_error=0.12, uid="fast")
+    fast["recipe"]["recipe"] = "fast"
+    save_run(fast, tmp_path)
+    rows = {r["network"]: r for r in studies.table6(store=tmp_path).rows}
+    assert {rows[n]["iterations"] for n in ("ResNet-20", "plain-20", "ResNet-56")} == {"782"}
+    assert {rows[n]["recipe"] for n in ("ResNet-20", "plain-20", "ResNet-56")} == {"paper"}
+    # Given a mixed study, the same: only the largest matched set is used.
+    mixed = {("residual", 20): list_runs(tmp_path, model="resnet20")}
+    mixed[("residual", 56)] = list_runs(tmp_path, model="resnet56")
+    rows = {r["network"]: r for r in studies.table6(study=mixed).rows}
+    assert rows["ResNet-20"]["recipe"] == "paper" and rows["ResNet-20"]["iterations"] == "782"
+
+
+def test_table6_seed_means(tmp_path):
+    for seed, err in ((0, 0.30), (1, 0.34)):
+        rec = record("resnet20", test_error=err, uid=f"s{seed}")
+        rec["seed"] = seed
+        save_run(rec, tmp_path)
+    rows = {r["network"]: r for r in studies.table6(store=tmp_path).rows}
+    assert rows["ResNet-20"]["test error, ours (%)"] == "32.00 ± 2.00 (2 seeds)"
+
+
+def test_matched_groups_and_seed_summaries(store):
+    groups = studies.matched_groups(list_runs(store, tag="depth-study"))
+    # Largest first: the 391-iteration sweep of four networks, then resnet56's 782 run.
+    assert [len(g) for g in groups] == [4, 1]
+    assert list(groups[1]) == [("residual", 56)]
+    summaries = studies.seed_summaries(groups[0])
+    s = summaries[("residual", 56)]
+    assert s.train == (35.0,) and s.test == (60.0,) and s.n == 1 and s.label == "ResNet-56"
+    # The same summaries as the laptop study, so its claims read them.
+    from resnet_lab import laptop
+
+    claims = {c.text: c for c in laptop.orderings(summaries)}
+    assert claims["plain-56 trains worse than plain-20"].in_order
+    assert not claims["plain-56 trains worse than plain-20"].holds  # one seed: no error bar
+    assert claims["ResNet-56 trains better than ResNet-20"].in_order
+    # One run or a list of runs per network.
+    single = studies.seed_summaries({n: runs[0] for n, runs in groups[0].items()})
+    assert single[("residual", 56)].train == (35.0,)
+
+
+def test_claim_groups_and_verdicts(store):
+    from resnet_lab import laptop
+
+    groups = studies.matched_groups(list_runs(store, tag="depth-study"))
+    claims = laptop.orderings(studies.seed_summaries(groups[0]))
+    by = studies.claim_groups(claims)
+    assert [len(by[k]) for k in ("plain", "residual", "residual vs plain")] == [1, 1, 2]
+    assert studies.claims_verdict(by["plain"]) == (
+        "in the paper's order in 1 of 1 comparison, each with one seed of at least one of "
+        "its networks (no error bar)"
+    )
+    assert studies.claims_verdict(by["residual vs plain"]).startswith(
+        "in the paper's order in 1 of 2 comparisons"
+    )
+    assert studies.claims_verdict([]).startswith("not testable")
+    two = laptop.Claim("a", True, 2.0, 1.0, "e"), laptop.Claim("b", True, 0.5, 1.0, "e")
+    assert studies.claims_verdict(two) == (
+        "in the paper's order in 2 of 2 comparisons, beyond one standard error in 1"
+    )
+
+
+def test_final_errors_is_the_stored_final_not_the_last_window(store):
+    rec = studies.depth_study(store=store)[("plain", 20)]
+    # The last step record (a window of mini-batches) differs from the stored final value.
+    assert 100 * rec.record["steps"][-1]["train_error"] != pytest.approx(40.0)
+    assert studies.final_errors(rec) == {"train_error": pytest.approx(40.0), "test_error": 60.0}
+    assert studies.seed_summaries({("plain", 20): rec})[("plain", 20)].train == (
+        pytest.approx(40.0),
+    )
 
 
 def test_depth_takeaway_from_numbers(store):
     text = studies.depth_takeaway(studies.depth_study(store=store))
-    assert "plain nets rises from 40.0% at depth 20 to 55.0% at depth 56" in text
-    assert "residual nets falls from 42.0% at depth 20 to 30.0% at depth 56" in text
-    assert "25.0 points lower" in text
+    assert "plain nets rises with every step in depth (40.0% at 20, 55.0% at 56 layers)" in text
+    assert "residual nets falls with every step in depth (42.0% at 20, 30.0% at 56" in text
+    assert "below the plain net of its depth at 1 of 2 depth" in text
     assert "no run of the depth study" in studies.depth_takeaway({})
+
+
+def test_depth_takeaway_names_a_run_at_a_lower_learning_rate(tmp_path):
+    for model, err in (("resnet20", 0.4), ("resnet56", 0.5), ("resnet110", 0.45)):
+        rec = record(model, train_error=err)
+        if model == "resnet110":  # its warm-up at 0.01 outlasted the first drop
+            rec["history"][0]["lr"] = 0.01
+        save_run(rec, tmp_path)
+    study = studies.depth_study(store=tmp_path)
+    assert studies.peak_lr(study[("residual", 110)]) == pytest.approx(0.01)
+    text = studies.depth_takeaway(study)
+    assert "residual nets rises with every step in depth (40.0% at 20, 50.0% at 56" in text
+    assert "ResNet-110 (45.0%) is left out of the trend" in text
+    assert "never rose above 0.01" in text
+
+
+def test_laptop_explorer(tmp_path):
+    from resnet_lab import laptop
+
+    for model in ("plain20", "resnet20-zi", "plain56", "resnet56-zi"):
+        for seed in (0, 1):
+            rec = record(model, tags=("laptop-depth",), uid=f"s{seed}")
+            rec["seed"] = seed
+            save_run(rec, tmp_path)
+    study = laptop.laptop_study(tmp_path)
+    explorer = studies.laptop_explorer(study)
+    assert explorer.default == "56 layers"
+    assert "ResNet-56, training (2 seeds)" in explorer.data["56 layers"]
+    assert "Laptop depth study" in explorer.to_html()
+    assert studies.laptop_explorer({}) is None
 
 
 def test_shortcut_path_identity_only_for_preactivation():
