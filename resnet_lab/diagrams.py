@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     from resnet_lab.data import ImageData
 
-__all__ = ["block_diagram", "cifar_network", "image_grid", "preact_diagram"]
+__all__ = ["Diagram", "block_diagram", "cifar_network", "image_grid", "preact_diagram"]
 
 # One colour per kind of layer (pale, so that black text reads on them on any page).
 COLORS = {
@@ -52,8 +53,23 @@ _SHORTCUTS = {
 }
 
 
+class Diagram(Figure):
+    """A :class:`~matplotlib.figure.Figure` that a notebook shows as PNG on its own.
+
+    A figure made without pyplot is only drawn by Jupyter's inline backend once pyplot
+    has been used in the kernel; a chapter whose first figure is a diagram would show the
+    text ``<Figure ...>`` instead. Where the inline backend is active it still draws the
+    figure (its formatter is found first), so the figure is shown once either way.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+
 def _figure(width: float, height: float, title: str, panels: int = 1) -> tuple[Figure, list]:
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Diagram(figsize=(width, height), dpi=100, layout="constrained")
     axes = fig.subplots(1, panels, squeeze=False)[0]
     for ax in axes:
         ax.set_axis_off()
@@ -266,7 +282,7 @@ def image_grid(
     rows = len(data.classes)
     # Inches per image: large enough to see a 32x32 image, the labels column on the left.
     cell = 0.62
-    fig = Figure(figsize=(1.9 + cell * per_class, 0.7 + cell * rows), dpi=100)
+    fig = Diagram(figsize=(1.9 + cell * per_class, 0.7 + cell * rows), dpi=100)
     grid = fig.add_gridspec(
         rows,
         per_class,
