@@ -5,9 +5,16 @@ were optimal for some layers, a stack of nonlinear layers would have to *learn* 
 while a residual block only has to push its branch ``F`` to zero. :func:`identity_stack`
 builds a stack of basic blocks with or without shortcuts and :func:`fit_identity`
 measures how fast each learns ``y = x``.
+
+Chapter 2 reads the laptop depth study (:mod:`resnet_lab.laptop`) and the live runs with
+:func:`claim_verdict` (a claim's verdict as words for the prose) and
+:func:`first_epoch_below` (when a training curve leaves chance level).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +22,15 @@ from torch import Tensor, nn
 
 from resnet_lab.models import BasicBlock, init_weights, residual_blocks
 
-__all__ = ["fit_identity", "identity_inputs", "identity_stack", "set_residual_scale"]
+__all__ = [
+    "claim_verdict",
+    "first_epoch_below",
+    "fit_identity",
+    "identity_inputs",
+    "identity_stack",
+    "near_identity_target",
+    "set_residual_scale",
+]
 
 
 def identity_stack(
@@ -65,28 +80,47 @@ def fit_identity(
     steps: int = 200,
     lr: float = 0.01,
     seed: int = 0,
+    target: Tensor | None = None,
 ) -> list[float]:
     """Train ``model`` to map ``x`` to itself; returns the mean squared error before each step.
 
     Full-batch Adam on ``mean((model(x) - x)**2)``, BatchNorm in train mode; ``model`` is
-    trained in place. The first entry is the error at initialisation.
+    trained in place. The first entry is the error at initialisation, the last the error
+    after the last step. ``target`` replaces ``x`` as what the model should output (same
+    shape), e.g. a near-identity target from :func:`near_identity_target`.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    y = x if target is None else target
+    if y.shape != x.shape:
+        raise ValueError(f"target shape {tuple(y.shape)} differs from input shape {tuple(x.shape)}")
     torch.manual_seed(seed)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses: list[float] = []
     for _ in range(steps):
-        loss = F.mse_loss(model(x), x)
+        loss = F.mse_loss(model(x), y)
         losses.append(loss.item())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     with torch.no_grad():
-        losses.append(F.mse_loss(model(x), x).item())
+        losses.append(F.mse_loss(model(x), y).item())
     model.eval()
     return losses
+
+
+def near_identity_target(x: Tensor, scale: float, seed: int = 0) -> Tensor:
+    """``x + scale * g(x)`` for a fixed random 3x3 convolution ``g`` (He initialisation).
+
+    ``scale = 0`` is the identity; as ``scale`` grows the target moves away from it.
+    Seeded, and the global random state is left untouched.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    channels = x.shape[1]
+    weight = torch.randn(channels, channels, 3, 3, generator=gen) * (2.0 / (9 * channels)) ** 0.5
+    with torch.no_grad():
+        return x + scale * F.conv2d(x, weight.to(x.dtype), padding=1)
 
 
 def set_residual_scale(model: nn.Module, gamma: float) -> nn.Module:
@@ -102,3 +136,40 @@ def set_residual_scale(model: nn.Module, gamma: float) -> nn.Module:
         for _, block in found:
             block.last_bn.weight.fill_(gamma)
     return model
+
+
+def claim_verdict(claims: Any) -> str:
+    """The verdict of one :class:`resnet_lab.laptop.Claim`, or of several together, as words.
+
+    'holds (...)' when every claim holds (its difference is larger than its standard
+    error); 'does not hold' when any claim's means are out of order; otherwise the means
+    are in order but not shown to be larger than the noise between seeds: 'is in order,
+    on one seed (no error bar)' when some network has a single seed, else 'is in order,
+    but within its standard error'.
+    """
+    group = [claims] if hasattr(claims, "in_order") else list(claims)
+    if not group:
+        raise ValueError("no claims to judge")
+    if not all(c.in_order for c in group):
+        return "does not hold"
+    if all(c.holds for c in group):
+        difference = "the difference is" if len(group) == 1 else "every difference is"
+        return f"holds ({difference} larger than its standard error)"
+    if any(c.se is None for c in group):
+        return "is in order, on one seed (no error bar)"
+    return "is in order, but within its standard error"
+
+
+def first_epoch_below(
+    steps: Iterable[Mapping[str, Any]], level: float, metric: str = "train_error"
+) -> float | None:
+    """The first logged epoch at which ``metric`` is below ``level`` (same units), or None.
+
+    ``steps`` are a run's logged points (``Run.steps`` or a stored record's ``"steps"``),
+    each with an ``"epoch"`` and the metric, e.g. the training error as a fraction.
+    """
+    for point in steps:
+        value = point.get(metric)
+        if value is not None and value < level:
+            return point["epoch"]
+    return None

@@ -61,3 +61,64 @@ def test_bad_arguments_raise_value_error():
         ex.fit_identity(ex.identity_stack(1, channels=2), torch.zeros(1, 2, 2, 2), steps=0)
     with pytest.raises(ValueError, match="residual blocks"):
         ex.set_residual_scale(torch.nn.Linear(2, 2), 0.0)
+
+
+class _Claim:
+    def __init__(self, in_order, se, holds):
+        self.in_order, self.se, self.holds = in_order, se, holds
+
+
+@pytest.mark.parametrize(
+    ("in_order", "se", "holds", "start"),
+    [
+        (True, 1.0, True, "holds"),
+        (True, None, False, "is in order, on one seed"),
+        (True, 5.0, False, "is in order, but within"),
+        (False, None, False, "does not hold"),
+        (False, 1.0, False, "does not hold"),
+    ],
+)
+def test_claim_verdict_words(in_order, se, holds, start):
+    assert ex.claim_verdict(_Claim(in_order, se, holds)).startswith(start)
+
+
+def test_claim_verdict_of_several_claims_is_the_weakest():
+    held, one_seed, wrong = _Claim(True, 1.0, True), _Claim(True, None, False), _Claim(False, 1, 0)
+    assert ex.claim_verdict([held, held]).startswith("holds (every difference")
+    assert ex.claim_verdict([held, one_seed]).startswith("is in order, on one seed")
+    assert ex.claim_verdict([held, one_seed, wrong]) == "does not hold"
+    with pytest.raises(ValueError):
+        ex.claim_verdict([])
+
+
+def test_claim_verdict_reads_laptop_claims():
+    from resnet_lab import laptop
+
+    one = laptop.SeedSummary("plain", 20, "plain20", (0,), (40.0,), (45.0,), ())
+    deep = laptop.SeedSummary("plain", 56, "plain56", (0,), (70.0,), (71.0,), ())
+    claim = laptop.orderings({("plain", 20): one, ("plain", 56): deep})[0]
+    assert ex.claim_verdict(claim) == "is in order, on one seed (no error bar)"
+
+
+def test_first_epoch_below():
+    steps = [
+        {"epoch": 1.0, "train_error": 0.91},
+        {"epoch": 2.0, "train_error": None},
+        {"epoch": 3.0, "train_error": 0.85},
+    ]
+    assert ex.first_epoch_below(steps, 0.9) == 3.0
+    assert ex.first_epoch_below(steps, 0.95) == 1.0
+    assert ex.first_epoch_below(steps, 0.5) is None
+
+
+def test_near_identity_target_and_fitting_it():
+    x = ex.identity_inputs(n=4, channels=4, size=5, seed=0)
+    assert torch.equal(ex.near_identity_target(x, 0.0), x)
+    t1, t2 = ex.near_identity_target(x, 0.5, seed=1), ex.near_identity_target(x, 0.5, seed=1)
+    assert torch.equal(t1, t2) and not torch.equal(t1, x)
+    # a zero-gamma residual stack is the identity: its error is that of the perturbation
+    stack = ex.identity_stack(2, channels=4, residual=True, zero_init=True, seed=0)
+    losses = ex.fit_identity(stack, x, steps=3, lr=0.01, target=t1)
+    assert losses[0] == pytest.approx(torch.mean((t1 - x) ** 2).item())
+    with pytest.raises(ValueError):
+        ex.fit_identity(stack, x, steps=1, target=t1[:2])
