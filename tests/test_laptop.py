@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from test_studies import record
 
 from resnet_lab import laptop
 from resnet_lab.results import save_run
-from tests.test_studies import record
 
 
 def seeded(model: str, seed: int, train: float, test: float, **kw) -> dict:

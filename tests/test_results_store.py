@@ -165,8 +165,9 @@ def test_depth_study_has_one_run_per_model_seed_and_recipe() -> None:
 
 def test_outside_a_checkout_train_writes_where_list_runs_reads(tmp_path, monkeypatch):
     """pip-installed (Colab): the shipped runs are listed, new runs go to ./results and are listed too."""
+    from test_studies import record
+
     from resnet_lab import results as R
-    from tests.test_studies import record
 
     shipped = tmp_path / "site-packages" / "resnet_lab" / "stored_results"
     shipped.mkdir(parents=True)
