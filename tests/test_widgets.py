@@ -22,6 +22,7 @@ def _figure(**values):
 
 
 def test_live_plot_builds_controls_and_redraws_on_change():
+    plt.close("all")  # figures other tests left open are not this widget's
     calls = []
 
     def fn(**values):
