@@ -86,14 +86,20 @@ def _folder_images(classes=("cat", "ant", "bee"), n_train=4, n_test=2):
     return out
 
 
+def _write_zip(path, images, compression=zipfile.ZIP_STORED, extra=None):
+    """A zip of ``images`` (name -> array) as PNGs, plus ``extra`` text files."""
+    with zipfile.ZipFile(path, "w", compression) as z:
+        for name, arr in images.items():
+            z.writestr(name, _png(arr))
+        for name, text in (extra or {}).items():
+            z.writestr(name, text)
+    return path
+
+
 @pytest.fixture
 def image_zip(tmp_path):
     images = _folder_images()
-    path = tmp_path / "tiny-set.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
-        for name, arr in images.items():
-            z.writestr(name, _png(arr))
-        z.writestr("README.txt", "not an image")
+    path = _write_zip(tmp_path / "tiny-set.zip", images, extra={"README.txt": "not an image"})
     return path, images
 
 
@@ -347,10 +353,7 @@ def test_a_truncated_zip_is_reported_as_damaged(image_zip, tmp_path):
 
 def test_a_corrupt_member_of_a_zip_is_reported_as_damaged(tmp_path):
     images = _folder_images()
-    path = tmp_path / "bitrot.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, arr in images.items():
-            z.writestr(name, _png(arr))
+    path = _write_zip(tmp_path / "bitrot.zip", images, zipfile.ZIP_DEFLATED)
     raw = bytearray(path.read_bytes())
     start = raw.index(b"train/ant/0001.png") + len("train/ant/0001.png") + 20
     raw[start : start + 8] = b"\xff" * 8  # damage the compressed bytes of one member
