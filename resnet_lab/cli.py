@@ -445,12 +445,23 @@ def _report(run, ctx, printed: bool = False) -> int:
     return 0
 
 
-def _already_stored(store: Path, model_name: str, data, config) -> bool:
-    from resnet_lab import results
+def _already_stored(store: Path, model_name: str, data, config, device: str | None = None) -> bool:
+    """Whether ``store`` holds a completed run that trained as this one would, here.
 
+    ``amp`` is a request ('auto' means bf16 on one machine and fp32 on another), so a
+    stored run counts when it trained in the precision this run would train in on this
+    device, whatever it asked for; every other recipe field must match.
+    """
+    import dataclasses
+
+    from resnet_lab import results, runtime
+
+    here = runtime.precision_name(runtime.amp_dtype(config.amp, runtime.pick_device(device)))
     for rec in results.list_runs(store, model=model_name, variant=data.variant, seed=config.seed,
                                  status="completed"):  # fmt: skip
-        if config.trains_like(rec["recipe"]) and rec["data"].get("train_size") == len(data.train_y):
+        asked = dataclasses.replace(config, amp=rec["recipe"].get("amp", config.amp))
+        same_recipe = asked.trains_like(rec["recipe"]) and rec.precision == here
+        if same_recipe and rec["data"].get("train_size") == len(data.train_y):
             return True
     return False
 
@@ -478,7 +489,7 @@ def _sweep_in_processes(args: argparse.Namespace, store: Path, data) -> int:
 
     # Seed by seed, so that an interrupted sweep has whole seeds to compare.
     todo = [(m, s) for s in args.seeds for m in args.models
-            if not _already_stored(store, m, data, _config(args, s))]  # fmt: skip
+            if not _already_stored(store, m, data, _config(args, s), args.device)]  # fmt: skip
     for m, s in sorted(set(itertools.product(args.models, args.seeds)) - set(todo)):
         print(f"skip {m} seed {s}: already in {store}")
     base = _strip_options(args.argv, {"--models", "--seeds", "--jobs", "--quiet"})
@@ -541,7 +552,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         for model_name in args.models:
             for seed in args.seeds:
                 config = _config(args, seed)
-                if _already_stored(store, model_name, data, config):
+                if _already_stored(store, model_name, data, config, args.device):
                     if ctx.is_main:
                         print(f"skip {model_name} seed {seed}: already in {store}")
                     continue

@@ -185,3 +185,34 @@ def test_sweep_jobs_trains_runs_in_processes_and_skips_stored(tmp_path, capsys):
 def test_strip_options_removes_options_and_their_values():
     argv = ["sweep", "--models", "a", "b", "--seeds", "0", "1", "--jobs=2", "--epochs", "3"]
     assert cli._strip_options(argv, {"--models", "--seeds", "--jobs"}) == ["sweep", "--epochs", "3"]
+
+
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_sweep_counts_a_stored_run_by_the_precision_it_trained_in(
+    tmp_path, monkeypatch, native_bf16
+):
+    """``amp='auto'`` is fp32 on one CPU and bf16 on another: a stored run is 'already done'
+    only where this sweep would train in the precision it trained in."""
+    import json
+    from types import SimpleNamespace
+
+    from test_studies import record
+
+    from resnet_lab import engine, runtime
+
+    stored = record("resnet20")
+    stored["recipe"] = engine.recipe("fast", epochs=1).to_dict()  # amp='auto'
+    stored["precision"] = "fp32"  # made on a CPU without native bf16
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "run.json").write_text(json.dumps(stored))
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native_bf16)
+    data = SimpleNamespace(variant="cifar10-jpeg", train_y=[0] * 50_000)
+
+    def done(**change) -> bool:
+        config = engine.recipe("fast", epochs=1, **change)
+        return cli._already_stored(tmp_path / "store", "resnet20", data, config, "cpu")
+
+    assert done(amp="off")  # asks for fp32: the stored fp32 run is it
+    assert not done(amp="bf16")
+    assert done() is (not native_bf16)  # 'auto' is bf16 here when the CPU has it
+    assert not done(amp="off", lr=0.3)  # any other recipe change still counts
