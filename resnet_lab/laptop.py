@@ -30,6 +30,8 @@ __all__ = [
     "TAG",
     "Claim",
     "SeedSummary",
+    "against_shallowest",
+    "compare",
     "depth_figure",
     "laptop_study",
     "orderings",
@@ -160,8 +162,10 @@ class Claim:
         )
 
 
-def _claim(text: str, worse: SeedSummary, better: SeedSummary, which: str = "train") -> Claim:
-    """The claim that ``worse`` has the higher error (training by default)."""
+def compare(text: str, worse: SeedSummary, better: SeedSummary, which: str = "train") -> Claim:
+    """The claim ``text`` that ``worse`` ends at the higher error (training by default).
+
+    Any two groups of seeds can be compared, e.g. one network trained two ways."""
     w = worse.train if which == "train" else worse.test
     b = better.train if which == "train" else better.test
     diff = SeedSummary._mean(w) - SeedSummary._mean(b)
@@ -171,6 +175,24 @@ def _claim(text: str, worse: SeedSummary, better: SeedSummary, which: str = "tra
     return Claim(text, diff > 0, diff, se, evidence)
 
 
+def _along_depth(
+    study: Mapping[tuple[str, int], SeedSummary], which: str, shallow_of: Any
+) -> list[Claim]:
+    """Plain deeper-is-worse and residual deeper-is-better claims, one per depth after the
+    first of each kind; ``shallow_of(depths, i)`` is the depth the i-th one is held against."""
+    noun = "trains" if which == "train" else "tests"
+    claims = []
+    for kind, word in (("plain", "worse"), ("residual", "better")):
+        depths = sorted(d for k, d in study if k == kind)
+        for i in range(1, len(depths)):
+            a, b = study[(kind, shallow_of(depths, i))], study[(kind, depths[i])]
+            text = f"{b.label} {noun} {word} than {a.label}"
+            claims.append(
+                compare(text, b, a, which) if kind == "plain" else compare(text, a, b, which)
+            )
+    return claims
+
+
 def orderings(study: Mapping[tuple[str, int], SeedSummary], which: str = "train") -> list[Claim]:
     """Figure 6's orderings on mean final error (``which``: 'train' or 'test').
 
@@ -178,20 +200,23 @@ def orderings(study: Mapping[tuple[str, int], SeedSummary], which: str = "train"
     residual: the lower; and residual below plain at every depth both were run at.
     """
     noun = "trains" if which == "train" else "tests"
-    claims = []
-    for kind, word in (("plain", "worse"), ("residual", "better")):
-        depths = sorted(d for k, d in study if k == kind)
-        for shallow, deep in zip(depths, depths[1:], strict=False):
-            a, b = study[(kind, shallow)], study[(kind, deep)]
-            text = f"{b.label} {noun} {word} than {a.label}"
-            claims.append(
-                _claim(text, b, a, which) if kind == "plain" else _claim(text, a, b, which)
-            )
+    claims = _along_depth(study, which, lambda depths, i: depths[i - 1])
     for depth in sorted({d for _, d in study}):
         if ("plain", depth) in study and ("residual", depth) in study:
             p, r = study[("plain", depth)], study[("residual", depth)]
-            claims.append(_claim(f"{r.label} {noun} better than {p.label}", p, r, which))
+            claims.append(compare(f"{r.label} {noun} better than {p.label}", p, r, which))
     return claims
+
+
+def against_shallowest(
+    study: Mapping[tuple[str, int], SeedSummary], which: str = "train"
+) -> list[Claim]:
+    """Every deeper network against the shallowest of its kind (plain worse, residual better).
+
+    A weaker reading of Figure 6 than :func:`orderings`: it asks whether depth hurts
+    (plain) or helps (residual) at all, not whether every step of depth does.
+    """
+    return _along_depth(study, which, lambda depths, i: depths[0])
 
 
 def depth_figure(study: Mapping[tuple[str, int], SeedSummary], ax: Any = None) -> Any:
