@@ -15,12 +15,11 @@ ipywidgets controls), ``explorer`` (kernel-free explorers for the HTML book), ``
 
 from importlib import import_module
 
+from resnet_lab._version import __version__
 from resnet_lab.models import build, list_models
 from resnet_lab.notebook import glue, show_source
 from resnet_lab.runtime import Setup, pick_device, pick_tier, setup
 from resnet_lab.summary import count_macs, count_parameters, summary
-
-__version__ = "0.1.0"
 
 # Submodules load on first use (rl.data, rl.engine, ...), so `import resnet_lab` stays light.
 _SUBMODULES = {

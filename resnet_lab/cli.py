@@ -100,7 +100,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from resnet_lab import __version__
+    from resnet_lab._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="resnet-lab",
@@ -318,7 +318,7 @@ def _build(name: str, num_classes: int):
 def _train_one(args, model_name: str, seed: int, data, store: Path | None, ctx) -> Any:
     import torch
 
-    from resnet_lab import distributed, engine
+    from resnet_lab import distributed, engine, results
 
     config = _config(args, seed)
     torch.manual_seed(seed)
@@ -346,9 +346,9 @@ def _train_one(args, model_name: str, seed: int, data, store: Path | None, ctx) 
         _writable_folder(output, "--output")
     device = args.device or distributed.device_for(ctx)
     try:
-        return engine.train(
+        run = engine.train(
             model, data, config, device=device, progress=not args.quiet and ctx.is_main,
-            checkpoint=checkpoint, resume=args.resume or args.command == "sweep", store=store,
+            checkpoint=checkpoint, resume=args.resume or args.command == "sweep",
             name=model_name, tags=args.tag, resume_hint="--resume (the same command)",
         )  # fmt: skip
     except (engine.TrainingDiverged, engine.OutOfMemory) as exc:
@@ -356,6 +356,9 @@ def _train_one(args, model_name: str, seed: int, data, store: Path | None, ctx) 
         if exc.run is not None and ctx.is_main:
             exc.cli_message += _keep_failed_run(exc, output, checkpoint)
         raise
+    if store is not None and ctx.is_main:
+        results.save_finished(run, store)
+    return run
 
 
 def _failure(exc: Exception) -> str:

@@ -73,7 +73,7 @@ import torch
 from torch import nn
 
 from resnet_lab import checkpoint as ckpt
-from resnet_lab import distributed, runtime
+from resnet_lab import distributed, provenance, runtime
 from resnet_lab.data import GpuLoader, ImageData, default_channels_last
 
 __all__ = [
@@ -417,12 +417,6 @@ def _model_name(model: nn.Module, name: str | None) -> str:
 # ----------------------------------------------------------------------------- the run
 
 
-def _code_version() -> str:
-    from resnet_lab.results import code_version
-
-    return code_version()
-
-
 @dataclass
 class Run:
     """A training run: configuration, provenance and history (a list of per-epoch dicts).
@@ -452,7 +446,7 @@ class Run:
     )
     tags: list[str] = field(default_factory=list)
     # Taken when the run starts, so the record names the code that trained it.
-    code_version: str = field(default_factory=_code_version)
+    code_version: str = field(default_factory=lambda: provenance.code_version())
     grad_norm_layers: list[str] = field(default_factory=list)
     world_size: int = 1
     total_steps: int = 0
@@ -492,12 +486,6 @@ class Run:
         """(epochs, values) of one history key, skipping epochs where it is None."""
         pts = [(h["epoch"], h[key]) for h in self.history if h.get(key) is not None]
         return [p[0] for p in pts], [p[1] for p in pts]
-
-    def save(self, store: str | Path | None = None) -> Path:
-        """Save to the results store (see :func:`resnet_lab.results.save_run`)."""
-        from resnet_lab import results
-
-        return results.save_run(self, store)
 
     def __repr__(self) -> str:
         f = self.final
@@ -716,7 +704,6 @@ def train(
     progress: bool = True,
     checkpoint: str | Path | None = None,
     resume: bool = False,
-    store: str | Path | None = None,
     name: str | None = None,
     tags: Sequence[str] = (),
     resume_hint: str = "resume=True",
@@ -727,8 +714,8 @@ def train(
     ``log_every_steps``), 'epoch' and 'end'; raising :class:`StopTraining` ends
     the run cleanly. ``checkpoint``: a file saved every ``checkpoint_every``
     epochs, when stopped and on Ctrl-C; ``resume=True`` continues from it (if it
-    exists). ``store``: save the finished run into that results folder. ``name``:
-    the model's name in records (default: ``model.name`` or the class name).
+    exists). ``name``: the model's name in records (default: ``model.name`` or the class
+    name). Saving the finished run is the caller's: ``resnet_lab.results.save_run(run)``.
 
     Errors: :class:`ConfigError` (an impossible setting), :class:`TrainingDiverged` (a
     NaN/inf loss, test loss, weight or BatchNorm statistic), :class:`OutOfMemory` (also
@@ -1108,10 +1095,6 @@ def train(
             torch.cuda.empty_cache()
         raise OutOfMemory(oom_reason, run, oom_fixes)
     _call(callbacks, "end", run, run.history[-1] if run.history else {})
-    if store is not None and main and run.status in ("completed", "stopped"):
-        from resnet_lab import results
-
-        results.save_run(run, store)
     return run
 
 

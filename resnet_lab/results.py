@@ -24,13 +24,10 @@ file never hides the other runs.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import os
-import platform
 import re
-import subprocess
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -38,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_lab.io import atomic_write_text
+from resnet_lab.provenance import code_version, versions
 
 if TYPE_CHECKING:  # pragma: no cover
     from resnet_lab.engine import Run, TrainConfig
@@ -52,6 +50,7 @@ __all__ = [
     "list_runs",
     "load_run",
     "record_from_run",
+    "save_finished",
     "save_run",
     "validate",
     "validate_store",
@@ -254,39 +253,6 @@ class RunRecord(Mapping):
         )
 
 
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """The git commit of the package's checkout (``+dirty`` with local changes), else 'unknown'."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=_REPO_ROOT, capture_output=True, text=True, timeout=5
-        )
-        if sha.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "resnet_lab"],
-            cwd=_REPO_ROOT, capture_output=True, text=True, timeout=10,
-        )  # fmt: skip
-        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _versions() -> dict[str, str]:
-    import torch
-
-    from resnet_lab import __version__
-
-    try:
-        import torchvision
-
-        tv = torchvision.__version__
-    except ImportError:  # pragma: no cover
-        tv = "none"
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": tv,
-            "resnet_lab": __version__}  # fmt: skip
-
-
 def _clean(value: Any) -> Any:
     """JSON-safe: NaN/inf become None (JSON has no NaN), tuples lists, numbers plain floats."""
     if isinstance(value, float):
@@ -350,7 +316,7 @@ def record_from_run(run: Run) -> dict[str, Any]:
         "device_type": run.device,
         "precision": run.precision,
         "world_size": run.world_size,
-        "versions": _versions(),
+        "versions": versions(),
         "code_version": getattr(run, "code_version", None) or code_version(),
         "date": run.date,
         "tags": list(run.tags),
@@ -385,6 +351,14 @@ def save_run(run: Run | dict[str, Any], store: str | os.PathLike | None = None) 
     if not isinstance(run, dict):
         run.path = path
     return path
+
+
+def save_finished(run: Run, store: str | os.PathLike | None = None) -> Path | None:
+    """Save ``run`` if it finished (completed, or stopped by a callback); returns the path.
+
+    An interrupted, diverged or out-of-memory run is not a result: it is not saved (None),
+    and its checkpoint continues it."""
+    return save_run(run, store) if run.status in ("completed", "stopped") else None
 
 
 def load_run(path_or_id: str | os.PathLike, store: str | os.PathLike | None = None) -> RunRecord:

@@ -149,7 +149,7 @@ class Setup:
     seed: int
 
     def __str__(self) -> str:
-        from resnet_lab import __version__
+        from resnet_lab._version import __version__
 
         return (
             f"resnet_lab {__version__} | torch {torch.__version__} | "

@@ -179,8 +179,8 @@ class Report:
 def _environment() -> dict[str, Any]:
     import torch
 
-    from resnet_lab import __version__
-    from resnet_lab.results import code_version
+    from resnet_lab._version import __version__
+    from resnet_lab.provenance import code_version
 
     env: dict[str, Any] = {
         "python": platform.python_version(), "torch": torch.__version__,
@@ -488,17 +488,19 @@ def _train(ctx: _Context, model_name: str, config, deadline: float, tags: list[s
     """One engine run into the store; returns (run, None) or (None, error message)."""
     import torch
 
-    from resnet_lab import engine
+    from resnet_lab import engine, results
     from resnet_lab.models import build
 
     torch.manual_seed(config.seed)
     model = build(model_name, num_classes=ctx.data.num_classes)
     try:
         run = engine.train(
-            model, ctx.data, config, device=ctx.device, progress=False, store=ctx.store,
+            model, ctx.data, config, device=ctx.device, progress=False,
             name=model_name, tags=["gpu-suite", *tags],
             callbacks=[_deadline_callback(deadline)],
         )  # fmt: skip
+        if ctx.store is not None:
+            results.save_finished(run, ctx.store)
     except (engine.TrainingDiverged, engine.OutOfMemory) as exc:
         return None, str(exc)
     finally:

@@ -207,9 +207,13 @@ def test_evaluate_reports_loss_error_and_needs_stats_for_uint8(data):
     assert pre["loss"] == pytest.approx(out["loss"], rel=1e-5)
 
 
-def test_amp_choice_by_hardware():
+@pytest.mark.parametrize("native_bf16, auto", [(False, None), (True, torch.bfloat16)])
+def test_amp_choice_by_hardware(monkeypatch, native_bf16, auto):
+    from resnet_lab import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native_bf16)
     cpu = torch.device("cpu")
-    assert E._amp_dtype("auto", cpu) is None  # fp32 on CPU
+    assert E._amp_dtype("auto", cpu) is auto  # bf16 only where the CPU computes it natively
     assert E._amp_dtype("bf16", cpu) is torch.bfloat16
     assert E._amp_dtype("off", torch.device("cuda")) is None
 

@@ -28,3 +28,10 @@ def test_training_and_the_command_line_import_no_notebook_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_package_version_is_the_projects():
+    import resnet_lab
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert resnet_lab.__version__ == project["version"]

@@ -66,9 +66,9 @@ def tiny():
 def test_run_and_record_name_the_precision(tiny, tmp_path, capsys, amp, expected):
     torch.manual_seed(0)
     config = engine.recipe("fast", epochs=1, batch_size=16, amp=amp, log_every_steps=0)
-    run = engine.train(rl.build("resnet20"), tiny, config, device="cpu", store=tmp_path)
+    run = engine.train(rl.build("resnet20"), tiny, config, device="cpu")
     assert run.precision == expected
-    record = results.load_run(run.path)
+    record = results.load_run(results.save_finished(run, tmp_path))
     assert record["precision"] == expected and record.precision == expected
     assert f"{expected} (channels-last)" in capsys.readouterr().out  # the run's first line
 

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from resnet_lab import provenance
 from resnet_lab import results as R
 from resnet_lab.engine import Run, recipe
 
@@ -130,7 +131,7 @@ def test_the_repository_store_is_valid():
 
 
 def test_code_version_is_taken_when_the_run_starts(monkeypatch):
-    monkeypatch.setattr(R, "code_version", lambda: "abc123+dirty")
+    monkeypatch.setattr(provenance, "code_version", lambda: "abc123+dirty")
     run = make_run()
-    monkeypatch.setattr(R, "code_version", lambda: "committed-later")
+    monkeypatch.setattr(provenance, "code_version", lambda: "committed-later")
     assert R.record_from_run(run)["code_version"] == "abc123+dirty"

@@ -22,9 +22,9 @@ from resnet_lab.models.blocks import (
     residual_blocks,
     zero_init_last_bn,
 )
-from resnet_lab.models.cifar import CifarPreActResNet, CifarResNet, DepthError
+from resnet_lab.models.cifar import CifarPreActResNet, CifarResNet
 from resnet_lab.models.imagenet import ResNet
-from resnet_lab.models.registry import build, list_models, register_model
+from resnet_lab.models.registry import DepthError, build, list_models, register_model
 from resnet_lab.models.toy import ConvStack, DeepMLP
 
 __all__ = [

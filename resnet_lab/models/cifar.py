@@ -20,15 +20,11 @@ from resnet_lab.models.blocks import (
     init_weights,
     zero_init_last_bn,
 )
-from resnet_lab.models.registry import register_model
+from resnet_lab.models.registry import DepthError, register_model
 
 WIDTHS = (16, 32, 64)
 PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)  # He et al. 2016, Table 6
 PAPER_PREACT_DEPTHS = (110, 164, 1001)  # He et al. 2016b, Tables 2 and 3
-
-
-class DepthError(ValueError):
-    """A depth that no network of the family has."""
 
 
 def blocks_per_stage(depth: int, layers_per_block: int, paper_depths: tuple[int, ...]) -> int:
@@ -169,7 +165,6 @@ __all__ = [
     "PAPER_DEPTHS",
     "CifarPreActResNet",
     "CifarResNet",
-    "DepthError",
     "blocks_per_stage",
     "cifar_plain",
     "cifar_preact_resnet",

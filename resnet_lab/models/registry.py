@@ -23,6 +23,10 @@ _DEPTH_NAME = re.compile(r"(resnet|plain|preact_resnet)(\d+)")
 ZERO_INIT_SUFFIX = "-zi"
 
 
+class DepthError(ValueError):
+    """A depth that no network of the family has."""
+
+
 def register_model(fn: ModelFn | None = None, *, name: str | None = None):
     """Decorator: register a model constructor under its function name (or ``name``)."""
 
@@ -81,8 +85,6 @@ def build(name: str, **kwargs) -> nn.Module:
         # bottleneck blocks from ResNet-164 on.
         kwargs.setdefault("bottleneck", depth >= 164)
         return _MODELS["cifar_preact_resnet"](depth=depth, **kwargs)
-    from resnet_lab.models.cifar import DepthError
-
     try:
         return _MODELS[f"cifar_{family}"](depth=depth, **kwargs)
     except DepthError as error:
