@@ -23,10 +23,28 @@ from resnet_lab.summary import count_macs, count_parameters, summary
 
 # Submodules load on first use (rl.data, rl.engine, ...), so `import resnet_lab` stays light.
 _SUBMODULES = {
-    "bench", "checkpoint", "cli", "data", "diagnostics", "distributed", "engine", "experiments",
-    "explorer", "io", "landscape", "laptop", "lesion", "models", "notebook", "plots", "results", "runtime",
-    "studies", "summary", "widgets",
-}  # fmt: skip
+    "bench",
+    "checkpoint",
+    "cli",
+    "data",
+    "diagnostics",
+    "distributed",
+    "engine",
+    "experiments",
+    "explorer",
+    "io",
+    "landscape",
+    "laptop",
+    "lesion",
+    "models",
+    "notebook",
+    "plots",
+    "results",
+    "runtime",
+    "studies",
+    "summary",
+    "widgets",
+}
 
 
 def __getattr__(name: str):

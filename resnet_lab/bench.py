@@ -126,15 +126,23 @@ class _PilDataset(torch.utils.data.Dataset):
 def _reference_batches(data, batch_size: int, workers: int, device: torch.device) -> Iterator:
     from torchvision import transforms as T
 
-    transform = T.Compose([
-        T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-        T.Normalize(data.mean, data.std),
-    ])  # fmt: skip
+    transform = T.Compose(
+        [
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(data.mean, data.std),
+        ]
+    )
     loader = torch.utils.data.DataLoader(
-        _PilDataset(data.train_x, data.train_y, transform), batch_size=batch_size, shuffle=True,
-        num_workers=workers, drop_last=True, pin_memory=device.type == "cuda",
+        _PilDataset(data.train_x, data.train_y, transform),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
-    )  # fmt: skip
+    )
     while True:
         for x, y in loader:
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -143,8 +151,17 @@ def _reference_batches(data, batch_size: int, workers: int, device: torch.device
 def _engine_batches(data, batch_size: int, device: torch.device, channels_last: bool) -> Iterator:
     from resnet_lab.data import GpuLoader
 
-    loader = GpuLoader(data.train_x, data.train_y, batch_size, True, data.mean, data.std, device,
-                       channels_last=channels_last, drop_last=True)  # fmt: skip
+    loader = GpuLoader(
+        data.train_x,
+        data.train_y,
+        batch_size,
+        True,
+        data.mean,
+        data.std,
+        device,
+        channels_last=channels_last,
+        drop_last=True,
+    )
     epoch = 0
     while True:
         loader.set_epoch(epoch)
@@ -201,8 +218,9 @@ def bench(
     except DataError:
         if data != "auto":  # a dataset that was asked for by name or path must be there
             raise
-        warnings.warn("bench: no dataset found (data='auto'); timing on synthetic images",
-                      stacklevel=2)  # fmt: skip
+        warnings.warn(
+            "bench: no dataset found (data='auto'); timing on synthetic images", stacklevel=2
+        )
         ds = load_data("synthetic", train_per_class=per_class, test_per_class=1)
     engine_dtype = _amp_dtype(amp, device)
     channels_last = default_channels_last(device)
@@ -247,10 +265,14 @@ def bench(
         ),
     }
     if breakdown:  # same models and optimizers, built afresh, one batch from each pipeline
-        pipelines["engine-compute"] = (setup(compile, channels_last, engine=True),
-                                       _one_batch(pipelines["engine"][1]))  # fmt: skip
-        pipelines["reference-compute"] = (setup(False, False, engine=False),
-                                          _one_batch(pipelines["reference"][1]))  # fmt: skip
+        pipelines["engine-compute"] = (
+            setup(compile, channels_last, engine=True),
+            _one_batch(pipelines["engine"][1]),
+        )
+        pipelines["reference-compute"] = (
+            setup(False, False, engine=False),
+            _one_batch(pipelines["reference"][1]),
+        )
     elapsed = dict.fromkeys(pipelines, 0.0)
     for _ in range(rounds):
         for name, ((model, step), batches) in pipelines.items():
@@ -265,10 +287,19 @@ def bench(
             elapsed[name] += time.perf_counter() - t0
     n = rounds * steps * batch_size
     return BenchResult(
-        model=model_name, device=runtime.device_name(device), batch_size=batch_size, steps=steps,
-        rounds=rounds, data=ds.variant, workers=workers, engine_ips=n / elapsed["engine"],
-        reference_ips=n / elapsed["reference"], compiled=compile, channels_last=channels_last,
-        engine_precision=precision_name(engine_dtype), reference_precision="fp32",
+        model=model_name,
+        device=runtime.device_name(device),
+        batch_size=batch_size,
+        steps=steps,
+        rounds=rounds,
+        data=ds.variant,
+        workers=workers,
+        engine_ips=n / elapsed["engine"],
+        reference_ips=n / elapsed["reference"],
+        compiled=compile,
+        channels_last=channels_last,
+        engine_precision=precision_name(engine_dtype),
+        reference_precision="fp32",
         engine_compute_ips=n / elapsed["engine-compute"] if breakdown else None,
         reference_compute_ips=n / elapsed["reference-compute"] if breakdown else None,
-    )  # fmt: skip
+    )

@@ -39,9 +39,12 @@ class UsageError(ValueError):
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", default="auto",
-                   help="auto, cifar10, cifar100, synthetic, or an image folder (directory or .zip); "
-                        "auto uses RESNET_LAB_DATA, then official CIFAR-10 (default: %(default)s)")  # fmt: skip
+    g.add_argument(
+        "--data",
+        default="auto",
+        help="auto, cifar10, cifar100, synthetic, or an image folder (directory or .zip); "
+        "auto uses RESNET_LAB_DATA, then official CIFAR-10 (default: %(default)s)",
+    )
     g.add_argument(
         "--subset",
         type=int,
@@ -54,15 +57,23 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="evaluate on a class-balanced subset of N test images per class",
     )
-    g.add_argument("--image-size", type=int, metavar="PIXELS",
-                   help="shrink the images to PIXELS x PIXELS by area averaging (the data "
-                        "variant then names the size, e.g. cifar10-jpeg-16px)")  # fmt: skip
+    g.add_argument(
+        "--image-size",
+        type=int,
+        metavar="PIXELS",
+        help="shrink the images to PIXELS x PIXELS by area averaging (the data "
+        "variant then names the size, e.g. cifar10-jpeg-16px)",
+    )
     g.add_argument("--no-download", action="store_true", help="never download datasets")
     g = p.add_argument_group("recipe (any field overrides the recipe's value)")
-    g.add_argument("--recipe", default="fast", choices=["fast", "paper", "laptop"],
-                   help="fast: one-cycle, label smoothing; paper: He et al. 2016 §4.2; laptop: "
-                        "the laptop depth study's (warm-up, linear decay, 40 epochs) "
-                        "(default: %(default)s)")  # fmt: skip
+    g.add_argument(
+        "--recipe",
+        default="fast",
+        choices=["fast", "paper", "laptop"],
+        help="fast: one-cycle, label smoothing; paper: He et al. 2016 §4.2; laptop: "
+        "the laptop depth study's (warm-up, linear decay, 40 epochs) "
+        "(default: %(default)s)",
+    )
     g.add_argument("--epochs", type=int, help="passes over the training set")
     g.add_argument("--iterations", type=int, help="optimizer steps (the paper: 64000)")
     g.add_argument("--batch-size", type=int)
@@ -74,26 +85,59 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-steps", type=int, help="steps at the warm-up lr (paper: 400)")
     g.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
     g.add_argument("--compile", action="store_true", default=None, help="use torch.compile")
-    g.add_argument("--deterministic", action="store_true", default=None,
-                   help="deterministic algorithms (exactly reproducible on CPU)")  # fmt: skip
-    g.add_argument("--grad-norms", action="store_true", default=None,
-                   help="record per-layer gradient norms each epoch")  # fmt: skip
-    g.add_argument("--log-every", type=int, dest="log_every_steps", metavar="STEPS",
-                   help="record a step entry every STEPS steps")  # fmt: skip
-    g.add_argument("--eval-every-steps", type=int, dest="eval_every_steps", metavar="STEPS",
-                   help="also evaluate on the test split every STEPS steps (test curves "
-                        "against iterations; costs one test pass each)")  # fmt: skip
-    g.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="set_fields",
-                   help="any other TrainConfig field, repeatable, e.g. --set nesterov=true "
-                        "--set milestones=0.5,0.75 --set warmup_lr=0.01 (see resnet_lab.engine"
-                        ".TrainConfig)")  # fmt: skip
+    g.add_argument(
+        "--deterministic",
+        action="store_true",
+        default=None,
+        help="deterministic algorithms (exactly reproducible on CPU)",
+    )
+    g.add_argument(
+        "--grad-norms",
+        action="store_true",
+        default=None,
+        help="record per-layer gradient norms each epoch",
+    )
+    g.add_argument(
+        "--log-every",
+        type=int,
+        dest="log_every_steps",
+        metavar="STEPS",
+        help="record a step entry every STEPS steps",
+    )
+    g.add_argument(
+        "--eval-every-steps",
+        type=int,
+        dest="eval_every_steps",
+        metavar="STEPS",
+        help="also evaluate on the test split every STEPS steps (test curves "
+        "against iterations; costs one test pass each)",
+    )
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        dest="set_fields",
+        help="any other TrainConfig field, repeatable, e.g. --set nesterov=true "
+        "--set milestones=0.5,0.75 --set warmup_lr=0.01 (see resnet_lab.engine"
+        ".TrainConfig)",
+    )
     g = p.add_argument_group("run")
     g.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: best available)")
-    g.add_argument("--output", type=Path, metavar="DIR",
-                   help="folder for checkpoints (default: runs/<model>-<data>-<recipe>-<length>-s<seed>)")  # fmt: skip
+    g.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="folder for checkpoints (default: runs/<model>-<data>-<recipe>-<length>-s<seed>)",
+    )
     g.add_argument("--resume", action="store_true", help="continue from the checkpoint in --output")
-    g.add_argument("--store", type=Path, default=None, metavar="DIR",
-                   help="results store (default: $RESNET_LAB_RESULTS or ./results)")  # fmt: skip
+    g.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="results store (default: $RESNET_LAB_RESULTS or ./results)",
+    )
     g.add_argument("--no-store", action="store_true", help="do not save the run in the store")
     g.add_argument("--tag", action="append", default=[], help="tag the stored run (repeatable)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -110,30 +154,56 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"resnet-lab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    _train_parser(sub)
+    _sweep_parser(sub)
+    _bench_parser(sub)
+    _info_parser(sub)
+    _suite_parser(sub)
+    return parser
 
-    p = sub.add_parser("train", help="train one model and save the run in the results store",
-                       description="Train one model; the run is saved in the results store.")  # fmt: skip
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one model and save the run in the results store",
+        description="Train one model; the run is saved in the results store.",
+    )
     p.add_argument(
         "model", help="model name, e.g. resnet20, plain56, resnet110 (see `info --list`)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation and data order")
     _add_training_args(p)
 
-    p = sub.add_parser("sweep", help="train several models and seeds into the results store",
-                       description="Train every model with every seed; runs already in the store "
-                                   "are skipped, so an interrupted sweep can be started again.")  # fmt: skip
+
+def _sweep_parser(sub) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="train several models and seeds into the results store",
+        description="Train every model with every seed; runs already in the store "
+        "are skipped, so an interrupted sweep can be started again.",
+    )
     p.add_argument("--models", nargs="+", required=True, metavar="MODEL")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="train N runs at once, each in its own process with cores/N threads (on "
-                        "a CPU, small networks get more from 2 cores as two 1-thread runs than "
-                        "as one 2-thread run)")  # fmt: skip
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train N runs at once, each in its own process with cores/N threads (on "
+        "a CPU, small networks get more from 2 cores as two 1-thread runs than "
+        "as one 2-thread run)",
+    )
     _add_training_args(p)
 
-    p = sub.add_parser("bench", help="training images/s: this engine vs a torchvision DataLoader",
-                       description="Train a few steps with this engine and with a reference "
-                                   "torchvision pipeline (DataLoader + per-image transforms), "
-                                   "in one process, and print images per second and their ratio.")  # fmt: skip
+
+def _bench_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="training images/s: this engine vs a torchvision DataLoader",
+        description="Train a few steps with this engine and with a reference "
+        "torchvision pipeline (DataLoader + per-image transforms), "
+        "in one process, and print images per second and their ratio.",
+    )
     p.add_argument("model", help="model name, e.g. resnet20")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=20, help="timed steps per pipeline")
@@ -144,56 +214,122 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     p.add_argument("--compile", action="store_true", help="also torch.compile the engine's model")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto")
-    p.add_argument("--breakdown", action="store_true",
-                   help="also time both models on one batch held in memory, to split the ratio "
-                        "into data pipeline and model code")  # fmt: skip
+    p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time both models on one batch held in memory, to split the ratio "
+        "into data pipeline and model code",
+    )
 
-    p = sub.add_parser("info", help="model summary: stages, shapes, parameters, multiply-adds",
-                       description="Print a model's stages, output shapes, parameters and MACs.")  # fmt: skip
+
+def _info_parser(sub) -> None:
+    p = sub.add_parser(
+        "info",
+        help="model summary: stages, shapes, parameters, multiply-adds",
+        description="Print a model's stages, output shapes, parameters and MACs.",
+    )
     p.add_argument("model", nargs="?", help="model name (omit with --list)")
     p.add_argument("--list", action="store_true", help="list every model name")
     p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--input-size", type=int, nargs="+", metavar="N",
-                   help="input size C H W (default: 3 32 32 for CIFAR nets, 3 224 224 for ImageNet)")  # fmt: skip
+    p.add_argument(
+        "--input-size",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="input size C H W (default: 3 32 32 for CIFAR nets, 3 224 224 for ImageNet)",
+    )
 
-    p = sub.add_parser("suite", help="GPU suite: throughput, time to 91 percent, depth study, chapters",
-                       description="Part gpu: training throughput, ResNet-20 to 91 percent test "
-                                   "accuracy and a depth study on one GPU within a wall-clock "
-                                   "budget. Part chapters: every chapter at the standard tier. "
-                                   "Summaries go to --out, rewritten after every stage.")  # fmt: skip
+
+def _suite_parser(sub) -> None:
+    p = sub.add_parser(
+        "suite",
+        help="GPU suite: throughput, time to 91 percent, depth study, chapters",
+        description="Part gpu: training throughput, ResNet-20 to 91 percent test "
+        "accuracy and a depth study on one GPU within a wall-clock "
+        "budget. Part chapters: every chapter at the standard tier. "
+        "Summaries go to --out, rewritten after every stage.",
+    )
     p.add_argument("part", choices=["gpu", "chapters"])
-    p.add_argument("--out", type=Path, required=True, metavar="DIR",
-                   help="folder for the summary (Markdown, JSON), the log and the records zip")  # fmt: skip
-    p.add_argument("--data", help="CIFAR-10: the JPEG zip, or the .tar.xz that "
-                                  "tools/gpu_carry.py makes (default: auto)")  # fmt: skip
-    p.add_argument("--store", type=Path, metavar="DIR",
-                   help="gpu: results store for the runs (default: $RESNET_LAB_RESULTS or ./results)")  # fmt: skip
-    p.add_argument("--budget-s", type=float, default=540.0, metavar="S",
-                   help="wall-clock seconds, never overrun (default: %(default)s)")  # fmt: skip
-    p.add_argument("--dry-run", action="store_true",
-                   help="tiny sizes on this machine (gpu: a CPU will do; chapters: one small "
-                        "generated notebook)")  # fmt: skip
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for the summary (Markdown, JSON), the log and the records zip",
+    )
+    p.add_argument(
+        "--data",
+        help="CIFAR-10: the JPEG zip, or the .tar.xz that tools/gpu_carry.py makes (default: auto)",
+    )
+    p.add_argument(
+        "--store",
+        type=Path,
+        metavar="DIR",
+        help="gpu: results store for the runs (default: $RESNET_LAB_RESULTS or ./results)",
+    )
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=540.0,
+        metavar="S",
+        help="wall-clock seconds, never overrun (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="tiny sizes on this machine (gpu: a CPU will do; chapters: one small "
+        "generated notebook)",
+    )
     p.add_argument("--device", help="gpu: cuda or cuda:N (default: best available)")
-    p.add_argument("--stages", nargs="+", choices=["throughput", "compiled", "target", "depth"],
-                   default=["throughput", "compiled", "target", "depth"],
-                   help="gpu: the stages to run (default: all)")  # fmt: skip
-    p.add_argument("--wheels", type=Path, metavar="DIR",
-                   help="chapters: wheels to install where nbclient/ipykernel are missing")  # fmt: skip
-    p.add_argument("--chapters", nargs="+", metavar="PREFIX",
-                   help="chapters: only these (e.g. 04 07; default: every chapter)")  # fmt: skip
-    p.add_argument("--executor", choices=["auto", "nbclient", "exec"], default="auto",
-                   help="chapters: a Jupyter kernel (nbclient) or plain Python (default: nbclient "
-                        "where installed)")  # fmt: skip
-    return parser
+    p.add_argument(
+        "--stages",
+        nargs="+",
+        choices=["throughput", "compiled", "target", "depth"],
+        default=["throughput", "compiled", "target", "depth"],
+        help="gpu: the stages to run (default: all)",
+    )
+    p.add_argument(
+        "--wheels",
+        type=Path,
+        metavar="DIR",
+        help="chapters: wheels to install where nbclient/ipykernel are missing",
+    )
+    p.add_argument(
+        "--chapters",
+        nargs="+",
+        metavar="PREFIX",
+        help="chapters: only these (e.g. 04 07; default: every chapter)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=["auto", "nbclient", "exec"],
+        default="auto",
+        help="chapters: a Jupyter kernel (nbclient) or plain Python (default: nbclient "
+        "where installed)",
+    )
 
 
 # ----------------------------------------------------------------------------- commands
 
 
 def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = ["epochs", "iterations", "batch_size", "lr", "weight_decay", "momentum", "schedule",
-             "label_smoothing", "warmup_steps", "amp", "compile", "deterministic", "grad_norms",
-             "log_every_steps", "eval_every_steps"]  # fmt: skip
+    names = [
+        "epochs",
+        "iterations",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "momentum",
+        "schedule",
+        "label_smoothing",
+        "warmup_steps",
+        "amp",
+        "compile",
+        "deterministic",
+        "grad_norms",
+        "log_every_steps",
+        "eval_every_steps",
+    ]
     out = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     out.update(_parse_set(getattr(args, "set_fields", None) or []))
     return out
@@ -244,17 +380,21 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 # Arguments of the library that are not TrainConfig fields, and their flags.
-_OTHER_FLAGS = {"train_per_class": "--subset", "test_per_class": "--test-subset",
-                "device": "--device"}  # fmt: skip
+_OTHER_FLAGS = {
+    "train_per_class": "--subset",
+    "test_per_class": "--test-subset",
+    "device": "--device",
+}
 
 
 @functools.lru_cache(maxsize=1)
 def _flags() -> dict[str, argparse.Action]:
     """TrainConfig field -> its flag's action in ``resnet-lab train``."""
     train = next(
-        a for a in _parser()._subparsers._group_actions[0].choices.values()  # noqa: SLF001
+        a
+        for a in _parser()._subparsers._group_actions[0].choices.values()  # noqa: SLF001
         if a.prog.endswith(" train")
-    )  # fmt: skip
+    )
     return {a.dest: a for a in train._actions if a.option_strings}  # noqa: SLF001
 
 
@@ -303,10 +443,13 @@ def _load_data(args: argparse.Namespace, quiet: bool):
             raise UsageError(f"{flag} N takes a number of images per class, at least 1 (got {n})")
 
     return load_data(
-        args.data, download=not args.no_download, train_per_class=args.subset,
-        test_per_class=args.test_subset, progress=not quiet,
+        args.data,
+        download=not args.no_download,
+        train_per_class=args.subset,
+        test_per_class=args.test_subset,
+        progress=not quiet,
         image_size=getattr(args, "image_size", None),
-    )  # fmt: skip
+    )
 
 
 def _build(name: str, num_classes: int):
@@ -347,10 +490,17 @@ def _train_one(args, model_name: str, seed: int, data, store: Path | None, ctx) 
     device = args.device or distributed.device_for(ctx)
     try:
         run = engine.train(
-            model, data, config, device=device, progress=not args.quiet and ctx.is_main,
-            checkpoint=checkpoint, resume=args.resume or args.command == "sweep",
-            name=model_name, tags=args.tag, resume_hint="--resume (the same command)",
-        )  # fmt: skip
+            model,
+            data,
+            config,
+            device=device,
+            progress=not args.quiet and ctx.is_main,
+            checkpoint=checkpoint,
+            resume=args.resume or args.command == "sweep",
+            name=model_name,
+            tags=args.tag,
+            resume_hint="--resume (the same command)",
+        )
     except (engine.TrainingDiverged, engine.OutOfMemory) as exc:
         exc.cli_message = _failure(exc)
         if exc.run is not None and ctx.is_main:
@@ -437,8 +587,10 @@ def _report(run, ctx, printed: bool = False) -> int:
         return 0 if run.status in ("completed", "stopped") else EXIT_INTERRUPTED
     f = run.final
     te = f"{f['test_error']:.4f}" if f["test_error"] is not None else "n/a"
-    print(f"{run.model_name} on {run.variant}: {run.status} after {run.epochs} epoch{'' if run.epochs == 1 else 's'}, "
-          f"test error {te}")  # fmt: skip
+    print(
+        f"{run.model_name} on {run.variant}: {run.status} after {run.epochs} epoch{'' if run.epochs == 1 else 's'}, "
+        f"test error {te}"
+    )
     if run.path is not None:
         print(f"saved {run.path}")
     if run.status == "interrupted":
@@ -460,8 +612,9 @@ def _already_stored(store: Path, model_name: str, data, config, device: str | No
     from resnet_lab import results, runtime
 
     here = runtime.precision_name(runtime.amp_dtype(config.amp, runtime.pick_device(device)))
-    for rec in results.list_runs(store, model=model_name, variant=data.variant, seed=config.seed,
-                                 status="completed"):  # fmt: skip
+    for rec in results.list_runs(
+        store, model=model_name, variant=data.variant, seed=config.seed, status="completed"
+    ):
         asked = dataclasses.replace(config, amp=rec["recipe"].get("amp", config.amp))
         same_recipe = asked.trains_like(rec["recipe"]) and rec.precision == here
         if same_recipe and rec["data"].get("train_size") == len(data.train_y):
@@ -491,8 +644,12 @@ def _sweep_in_processes(args: argparse.Namespace, store: Path, data) -> int:
     import time
 
     # Seed by seed, so that an interrupted sweep has whole seeds to compare.
-    todo = [(m, s) for s in args.seeds for m in args.models
-            if not _already_stored(store, m, data, _config(args, s), args.device)]  # fmt: skip
+    todo = [
+        (m, s)
+        for s in args.seeds
+        for m in args.models
+        if not _already_stored(store, m, data, _config(args, s), args.device)
+    ]
     for m, s in sorted(set(itertools.product(args.models, args.seeds)) - set(todo)):
         print(f"skip {m} seed {s}: already in {store}")
     base = _strip_options(args.argv, {"--models", "--seeds", "--jobs", "--quiet"})
@@ -503,8 +660,17 @@ def _sweep_in_processes(args: argparse.Namespace, store: Path, data) -> int:
         while todo or running:
             while todo and len(running) < args.jobs:
                 m, s = todo.pop(0)
-                cmd = [sys.executable, "-m", "resnet_lab.cli", *base, "--models", m,
-                       "--seeds", str(s), "--quiet"]  # fmt: skip
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "resnet_lab.cli",
+                    *base,
+                    "--models",
+                    m,
+                    "--seeds",
+                    str(s),
+                    "--quiet",
+                ]
                 print(f"start {m} seed {s}", flush=True)
                 running.append((f"{m} seed {s}", subprocess.Popen(cmd, env=env)))
             time.sleep(0.5)
@@ -519,12 +685,15 @@ def _sweep_in_processes(args: argparse.Namespace, store: Path, data) -> int:
     except KeyboardInterrupt:  # the runs checkpoint on the same Ctrl-C; wait for them
         for _, proc in running:
             proc.wait()
-        print("resnet-lab sweep: interrupted; start the same command again to continue",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "resnet-lab sweep: interrupted; start the same command again to continue",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     if failed:
-        print(f"resnet-lab sweep: {len(failed)} run(s) failed: {', '.join(failed)}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"resnet-lab sweep: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr
+        )
         return EXIT_FAILED
     return 0
 
@@ -565,16 +734,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                     # One bad run does not cost the others: note it and go on.
                     failed.append(f"{model_name} seed {seed}")
                     if ctx.is_main:
-                        print(f"resnet-lab sweep: {model_name} seed {seed} failed: "
-                              f"{_failure(exc)}", file=sys.stderr)  # fmt: skip
+                        print(
+                            f"resnet-lab sweep: {model_name} seed {seed} failed: {_failure(exc)}",
+                            file=sys.stderr,
+                        )
                     continue
                 code = _report(run, ctx, printed=not args.quiet)
                 if code:  # Ctrl-C: the sweep stops (start it again to continue)
                     return code
         if failed:
             if ctx.is_main:
-                print(f"resnet-lab sweep: {len(failed)} run(s) failed: {', '.join(failed)}",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"resnet-lab sweep: {len(failed)} run(s) failed: {', '.join(failed)}",
+                    file=sys.stderr,
+                )
             return EXIT_FAILED
         return 0
     finally:
@@ -585,10 +758,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from resnet_lab.bench import bench
 
     result = bench(
-        args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
-        rounds=args.rounds, device=args.device, data=args.data, workers=args.workers,
-        compile=args.compile, amp=args.amp, breakdown=args.breakdown,
-    )  # fmt: skip
+        args.model,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        warmup=args.warmup,
+        rounds=args.rounds,
+        device=args.device,
+        data=args.data,
+        workers=args.workers,
+        compile=args.compile,
+        amp=args.amp,
+        breakdown=args.breakdown,
+    )
     print(result)
     return 0
 
@@ -637,9 +818,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"depth (weighted layers on the main path): {model_depth(model)}")
     est = estimate_memory(model, size)
     if est is not None:
-        print(f"memory: weights {format_bytes(est.weights)}; per image "
-              f"{format_bytes(est.train_per_image)} of layer outputs when training, "
-              f"{format_bytes(est.eval_per_image)} when evaluating")  # fmt: skip
+        print(
+            f"memory: weights {format_bytes(est.weights)}; per image "
+            f"{format_bytes(est.train_per_image)} of layer outputs when training, "
+            f"{format_bytes(est.eval_per_image)} when evaluating"
+        )
     return 0
 
 
@@ -653,13 +836,23 @@ def _cmd_suite(args: argparse.Namespace) -> int:
         store = args.store or results.default_store()
         _writable_folder(store, "--store")
         return suite.run_gpu(
-            args.out, data=args.data, store=store, budget_s=args.budget_s, dry_run=args.dry_run,
-            device=args.device, stages=args.stages,
-        )  # fmt: skip
+            args.out,
+            data=args.data,
+            store=store,
+            budget_s=args.budget_s,
+            dry_run=args.dry_run,
+            device=args.device,
+            stages=args.stages,
+        )
     return suite.run_chapters(
-        args.out, data=args.data, wheels=args.wheels, budget_s=args.budget_s,
-        dry_run=args.dry_run, chapters=args.chapters, executor=args.executor,
-    )  # fmt: skip
+        args.out,
+        data=args.data,
+        wheels=args.wheels,
+        budget_s=args.budget_s,
+        dry_run=args.dry_run,
+        chapters=args.chapters,
+        executor=args.executor,
+    )
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
@@ -701,9 +894,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except OSError as exc:  # a full disk, a folder that became read-only, ...
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"resnet-lab {args.command}: cannot read or write{where}: "
-              f"{exc.strerror or exc}; free space or choose other folders "
-              "(--output, --store)", file=sys.stderr)  # fmt: skip
+        print(
+            f"resnet-lab {args.command}: cannot read or write{where}: "
+            f"{exc.strerror or exc}; free space or choose other folders "
+            "(--output, --store)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 

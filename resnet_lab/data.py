@@ -262,11 +262,14 @@ def synthetic(
     train_x, train_y = make(n_train)
     test_x, test_y = make(n_test)
     return ImageData(
-        train_x, train_y, test_x, test_y,
+        train_x,
+        train_y,
+        test_x,
+        test_y,
         classes=[f"pattern{c}" for c in range(num_classes)],
         variant="synthetic",
         source="generated",
-    )  # fmt: skip
+    )
 
 
 # ----------------------------------------------------------------------------- official CIFAR
@@ -630,9 +633,14 @@ def load_image_folder(
         try:
             blob = torch.load(cache_file, map_location="cpu", weights_only=True)
             full = ImageData(
-                blob["train_x"], blob["train_y"], blob["test_x"], blob["test_y"],
-                classes=list(blob["classes"]), variant=variant, source=path.name,
-            )  # fmt: skip
+                blob["train_x"],
+                blob["train_y"],
+                blob["test_x"],
+                blob["test_y"],
+                classes=list(blob["classes"]),
+                variant=variant,
+                source=path.name,
+            )
         except Exception:  # noqa: BLE001 - a broken cache is rebuilt, never trusted
             cache_file.unlink(missing_ok=True)
     if full is not None:
@@ -650,9 +658,14 @@ def load_image_folder(
                 "check the layout"
             )
         if test_classes != classes:
-            only = [f"only in {split}/: {', '.join(sorted(set(a) - set(b))[:5])}"
-                    for split, a, b in (("train", classes, test_classes),
-                                        ("test", test_classes, classes)) if set(a) - set(b)]  # fmt: skip
+            only = [
+                f"only in {split}/: {', '.join(sorted(set(a) - set(b))[:5])}"
+                for split, a, b in (
+                    ("train", classes, test_classes),
+                    ("test", test_classes, classes),
+                )
+                if set(a) - set(b)
+            ]
             raise DataError(
                 f"{path.name}: the train and test folders hold different classes "
                 f"({'; '.join(only)}); give both splits the same class folders"
@@ -683,10 +696,15 @@ def load_image_folder(
         if cache_file is not None:
             try:
                 atomic_torch_save(
-                    {"train_x": train_x, "train_y": train_y2, "test_x": test_x,
-                     "test_y": test_y2, "classes": classes},
+                    {
+                        "train_x": train_x,
+                        "train_y": train_y2,
+                        "test_x": test_x,
+                        "test_y": test_y2,
+                        "classes": classes,
+                    },
                     cache_file,
-                )  # fmt: skip
+                )
             except OSError as exc:  # a read-only cache only costs time
                 warnings.warn(f"could not cache decoded images ({exc})", stacklevel=2)
         return data
@@ -721,9 +739,12 @@ def resize(data: ImageData, size: int) -> ImageData:
         return torch.cat(out).round_().clamp_(0, 255).to(torch.uint8)
 
     return replace(
-        data, train_x=shrink(data.train_x), test_x=shrink(data.test_x),
-        variant=f"{data.variant}-{size}px", _stats=None,
-    )  # fmt: skip
+        data,
+        train_x=shrink(data.train_x),
+        test_x=shrink(data.test_x),
+        variant=f"{data.variant}-{size}px",
+        _stats=None,
+    )
 
 
 def load_data(
@@ -744,8 +765,15 @@ def load_data(
     (see :func:`subset`); for image folders only those files are decoded.
     ``image_size`` shrinks the images (see :func:`resize`; the variant names the size).
     """
-    out = _load_data(name, data, download, train_per_class=train_per_class,
-                     test_per_class=test_per_class, seed=seed, progress=progress)  # fmt: skip
+    out = _load_data(
+        name,
+        data,
+        download,
+        train_per_class=train_per_class,
+        test_per_class=test_per_class,
+        seed=seed,
+        progress=progress,
+    )
     return out if image_size is None else resize(out, image_size)
 
 
@@ -803,8 +831,9 @@ def _load_data(
                 "below are on synthetic data, not CIFAR-10.",
                 stacklevel=2,
             )
-        return load_data("synthetic", train_per_class=train_per_class,
-                         test_per_class=test_per_class, seed=seed)  # fmt: skip
+        return load_data(
+            "synthetic", train_per_class=train_per_class, test_per_class=test_per_class, seed=seed
+        )
     path = Path(name_str).expanduser()
     if path.exists():
         return load_image_folder(path, train_per_class, test_per_class, seed)

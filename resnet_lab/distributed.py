@@ -17,9 +17,15 @@ import torch
 import torch.distributed as dist
 
 __all__ = [
-    "Context", "all_reduce_max", "all_reduce_sum", "barrier", "broadcast_buffers", "cleanup",
-    "context", "init_from_env",
-]  # fmt: skip
+    "Context",
+    "all_reduce_max",
+    "all_reduce_sum",
+    "barrier",
+    "broadcast_buffers",
+    "cleanup",
+    "context",
+    "init_from_env",
+]
 
 
 @dataclass(frozen=True)

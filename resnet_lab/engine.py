@@ -101,8 +101,13 @@ SCHEDULES = ("multistep", "onecycle", "cosine", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 # Fields that may differ when a run is resumed: they do not change what is computed.
 _RESUME_FREE = {
-    "log_every_steps", "eval_every_steps", "eval_batch_size", "compile", "checkpoint_every", "amp",
-}  # fmt: skip
+    "log_every_steps",
+    "eval_every_steps",
+    "eval_batch_size",
+    "compile",
+    "checkpoint_every",
+    "amp",
+}
 
 
 class StopTraining(Exception):  # noqa: N818 - a signal, not an error
@@ -155,8 +160,13 @@ class TrainingDiverged(_Advised, RuntimeError):
     history up to the last epoch where all were finite; ``.checkpoint_step`` is the step
     whose state the checkpoint file holds (None: no file was saved)."""
 
-    def __init__(self, message: str, run: Run | None, fixes: Sequence[Fix] = (),
-                 checkpoint_step: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        message: str,
+        run: Run | None,
+        fixes: Sequence[Fix] = (),
+        checkpoint_step: int | None = None,
+    ):
         self.reason, self.fixes = message, tuple(fixes)
         self.run, self.checkpoint_step = run, checkpoint_step
         super().__init__(self.explain())
@@ -248,18 +258,32 @@ class TrainConfig:
                 bad("epochs", "is missing: give exactly one of epochs or iterations")
             bad("iterations", "is given with epochs: give exactly one of epochs or iterations")
         length = "epochs" if self.epochs is not None else "iterations"
-        ints = {length: 1, "batch_size": 1, "eval_batch_size": 1, "eval_every": 1,
-                "checkpoint_every": 1, "warmup_steps": 0, "warmup_min_depth": 0,
-                "eval_every_steps": 0, "log_every_steps": 0, "seed": 0}  # fmt: skip
+        ints = {
+            length: 1,
+            "batch_size": 1,
+            "eval_batch_size": 1,
+            "eval_every": 1,
+            "checkpoint_every": 1,
+            "warmup_steps": 0,
+            "warmup_min_depth": 0,
+            "eval_every_steps": 0,
+            "log_every_steps": 0,
+            "seed": 0,
+        }
         for name, least in ints.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < least:
                 bad(name, "must be a positive integer" if least else "must be an integer >= 0")
         # name: (lower bound, lower bound excluded, upper bound, always excluded)
-        reals = {"lr": (0, True, math.inf), "warmup_lr": (0, True, math.inf),
-                 "momentum": (0, False, 1), "weight_decay": (0, False, math.inf),
-                 "gamma": (0, True, math.inf), "pct_start": (0, True, 1),
-                 "label_smoothing": (0, False, 1)}  # fmt: skip
+        reals = {
+            "lr": (0, True, math.inf),
+            "warmup_lr": (0, True, math.inf),
+            "momentum": (0, False, 1),
+            "weight_decay": (0, False, math.inf),
+            "gamma": (0, True, math.inf),
+            "pct_start": (0, True, 1),
+            "label_smoothing": (0, False, 1),
+        }
         for name, (lo, strict, hi) in reals.items():
             v = getattr(self, name)
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -300,8 +324,13 @@ class TrainConfig:
         """Whether a stored recipe (``to_dict`` form, possibly from an older version) trains
         the same way: every field equal except how often it logs, evaluates, checkpoints,
         and whether it compiles."""
-        bookkeeping = {"log_every_steps", "eval_every_steps", "eval_batch_size",
-                       "checkpoint_every", "compile"}  # fmt: skip
+        bookkeeping = {
+            "log_every_steps",
+            "eval_every_steps",
+            "eval_batch_size",
+            "checkpoint_every",
+            "compile",
+        }
         other = TrainConfig.from_dict(recipe).to_dict()
         mine = self.to_dict()
         return all(other[k] == mine[k] for k in mine if k not in bookkeeping)
@@ -318,16 +347,34 @@ class TrainConfig:
 RECIPES: dict[str, dict[str, Any]] = {
     # He et al. (2016), §4.2 (CIFAR-10 experiments).
     "paper": dict(
-        epochs=None, iterations=64_000, batch_size=128, lr=0.1, momentum=0.9,
-        weight_decay=1e-4, nesterov=False, schedule="multistep", milestones=(0.5, 0.75),
-        gamma=0.1, warmup_steps=400, warmup_lr=0.01, warmup_min_depth=110,
+        epochs=None,
+        iterations=64_000,
+        batch_size=128,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=1e-4,
+        nesterov=False,
+        schedule="multistep",
+        milestones=(0.5, 0.75),
+        gamma=0.1,
+        warmup_steps=400,
+        warmup_lr=0.01,
+        warmup_min_depth=110,
         label_smoothing=0.0,
     ),
     # Short budgets: one-cycle (Smith & Topin 2019) + label smoothing (Szegedy et al. 2016).
     "fast": dict(
-        epochs=10, iterations=None, batch_size=128, lr=0.2, momentum=0.9,
-        weight_decay=5e-4, nesterov=True, schedule="onecycle", pct_start=0.25,
-        warmup_steps=0, label_smoothing=0.1,
+        epochs=10,
+        iterations=None,
+        batch_size=128,
+        lr=0.2,
+        momentum=0.9,
+        weight_decay=5e-4,
+        nesterov=True,
+        schedule="onecycle",
+        pct_start=0.25,
+        warmup_steps=0,
+        label_smoothing=0.1,
     ),
     # The laptop depth study (results/README.md): the paper's SGD (momentum 0.9, no label
     # smoothing, batch 128) with a short linear warm-up (Goyal et al. 2017) to lr 0.1 over
@@ -335,11 +382,19 @@ RECIPES: dict[str, dict[str, Any]] = {
     # small learning rate after a schedule a CPU can afford; weight decay 5e-4 for the
     # small training set.
     "laptop": dict(
-        epochs=40, iterations=None, batch_size=128, lr=0.1, momentum=0.9,
-        weight_decay=5e-4, nesterov=False, schedule="onecycle", pct_start=0.05,
-        warmup_steps=0, label_smoothing=0.0,
+        epochs=40,
+        iterations=None,
+        batch_size=128,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=5e-4,
+        nesterov=False,
+        schedule="onecycle",
+        pct_start=0.05,
+        warmup_steps=0,
+        label_smoothing=0.0,
     ),
-}  # fmt: skip
+}
 
 
 def recipe(name: str = "fast", **overrides: Any) -> TrainConfig:
@@ -673,8 +728,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.op
     The fused kernel updates every parameter in one pass instead of a loop of small
     element-wise ops: the same arithmetic, about 8 % of a ResNet-20 step on a 2-core CPU.
     """
-    kwargs = dict(lr=lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                  nesterov=config.nesterov)  # fmt: skip
+    kwargs = dict(
+        lr=lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov
+    )
     if fused_sgd_supported(model):
         kwargs["fused"] = True
     return torch.optim.SGD(model.parameters(), **kwargs)
@@ -742,24 +798,43 @@ def train(
     _check_memory(model, data, config, device, amp_dtype, ctx.world_size)
     try:  # the whole dataset moves to the device here
         train_loader = GpuLoader(
-            data.train_x, data.train_y, config.batch_size, True, data.mean, data.std, device,
-            augment=config.augment, channels_last=channels_last, seed=config.seed,
+            data.train_x,
+            data.train_y,
+            config.batch_size,
+            True,
+            data.mean,
+            data.std,
+            device,
+            augment=config.augment,
+            channels_last=channels_last,
+            seed=config.seed,
             pad=crop_padding(data.image_size[1]),
-            rank=ctx.rank, world_size=ctx.world_size,
-        )  # fmt: skip
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+        )
         test_loader = GpuLoader(
-            data.test_x, data.test_y, config.eval_batch_size, False, data.mean, data.std, device,
-            channels_last=channels_last, rank=ctx.rank, world_size=ctx.world_size,
-        )  # fmt: skip
+            data.test_x,
+            data.test_y,
+            config.eval_batch_size,
+            False,
+            data.mean,
+            data.std,
+            device,
+            channels_last=channels_last,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+        )
     except _OOM:
         size = (data.train_x.numel() + data.test_x.numel()) / 2**20
         msg = (
             f"the dataset ({size:.0f} MiB as uint8) does not fit in the memory of "
             f"{runtime.device_name(device)}"
         )
-        fixes = [Fix("free the GPU (other runs, notebooks)"),
-                 Fix("use a subset", {"train_per_class": "N"}),
-                 Fix("train on the CPU", {"device": "cpu"})]  # fmt: skip
+        fixes = [
+            Fix("free the GPU (other runs, notebooks)"),
+            Fix("use a subset", {"train_per_class": "N"}),
+            Fix("train on the CPU", {"device": "cpu"}),
+        ]
         raise OutOfMemory(msg, None, fixes) from None
     spe = len(train_loader)
     total = config.total_steps(spe)
@@ -772,13 +847,20 @@ def train(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     run = Run(
-        model_name=_model_name(model, name), config=config, data=data.info(),
-        device=device.type, device_name=runtime.device_name(device),
-        precision=precision_name(amp_dtype), tags=list(tags),
-        grad_norm_layers=[n for n, _ in layers], world_size=ctx.world_size,
-        total_steps=total, steps_per_epoch=spe, model=model,
+        model_name=_model_name(model, name),
+        config=config,
+        data=data.info(),
+        device=device.type,
+        device_name=runtime.device_name(device),
+        precision=precision_name(amp_dtype),
+        tags=list(tags),
+        grad_norm_layers=[n for n, _ in layers],
+        world_size=ctx.world_size,
+        total_steps=total,
+        steps_per_epoch=spe,
+        model=model,
         checkpoint=Path(checkpoint).name if checkpoint else None,
-    )  # fmt: skip
+    )
 
     # Progress counters; sums live on the device so the GPU is never made to wait.
     step = epoch = batch_in_epoch = 0
@@ -845,7 +927,7 @@ def train(
                 "acc": acc.cpu(),
                 "gsum": gsum.cpu(),
                 "epoch_train_time": epoch_seconds(),  # a Ctrl-C mid-epoch keeps its time
-            },  # fmt: skip
+            },
             "history": run.history,
             "steps": run.steps,
             "run": {
@@ -854,7 +936,7 @@ def train(
                 "date": run.date,
                 "data": run.data,
                 "tags": run.tags,
-            },  # fmt: skip
+            },
             "rng": ckpt.rng_state(),
             "wall_time": wall_offset + (time.perf_counter() - t_start),
         }
@@ -997,8 +1079,20 @@ def train(
                                 diverged(step - 1, "the test loss became NaN or infinite")
                             t_eval = time.perf_counter() - t0
                             epoch_eval_time += t_eval
-                        window = _step_record(run, window, acc, step, spe, lr, wall_offset,
-                                              t_start, callbacks, bar, test, t_eval)  # fmt: skip
+                        window = _step_record(
+                            run,
+                            window,
+                            acc,
+                            step,
+                            spe,
+                            lr,
+                            wall_offset,
+                            t_start,
+                            callbacks,
+                            bar,
+                            test,
+                            t_eval,
+                        )
                     else:
                         bar.update(1)
                     # Under DDP a process stops only when all agreed to (else the others
@@ -1071,12 +1165,15 @@ def train(
     except _OOM:
         run.status = "out_of_memory"
         if evaluating:
-            oom_reason = (f"the GPU ran out of memory evaluating batches of "
-                          f"{config.eval_batch_size} test images ({run.device_name})")  # fmt: skip
+            oom_reason = (
+                f"the GPU ran out of memory evaluating batches of "
+                f"{config.eval_batch_size} test images ({run.device_name})"
+            )
             oom_fixes = [Fix("try", {"eval_batch_size": max(1, config.eval_batch_size // 2)})]
         else:
-            oom_reason = (f"the GPU ran out of memory at batch size {config.batch_size} "
-                          f"({run.device_name})")  # fmt: skip
+            oom_reason = (
+                f"the GPU ran out of memory at batch size {config.batch_size} ({run.device_name})"
+            )
             oom_fixes = [Fix("try", {"batch_size": max(1, config.batch_size // 2)})]
             if amp_dtype is None:
                 oom_fixes.append(Fix("mixed precision", {"amp": "bf16"}))
@@ -1122,9 +1219,13 @@ def _nonfinite_state(
 
 
 # Values outside these ranges are rarely meant: a divergence hint names them first.
-_USUAL = {"lr": (1.0, "above 1"), "warmup_lr": (1.0, "above 1"),
-          "momentum": (0.99, "above 0.99"), "weight_decay": (0.01, "above 0.01"),
-          "gamma": (1.0, "above 1: the learning rate grows at each milestone")}  # fmt: skip
+_USUAL = {
+    "lr": (1.0, "above 1"),
+    "warmup_lr": (1.0, "above 1"),
+    "momentum": (0.99, "above 0.99"),
+    "weight_decay": (0.01, "above 0.01"),
+    "gamma": (1.0, "above 1: the learning rate grows at each milestone"),
+}
 
 
 def _unusual_settings(config: TrainConfig) -> list[tuple[str, dict[str, Any]]]:
@@ -1158,8 +1259,14 @@ def _available_memory(device: torch.device) -> int | None:
         return None
 
 
-def _check_memory(model: nn.Module, data: ImageData, config: TrainConfig, device: torch.device,
-                  amp_dtype: torch.dtype | None, world_size: int) -> None:  # fmt: skip
+def _check_memory(
+    model: nn.Module,
+    data: ImageData,
+    config: TrainConfig,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    world_size: int,
+) -> None:
     """Refuse, before anything is allocated, a batch that clearly cannot fit (the estimate
     is a lower bound, so a refusal is certain; an accepted batch may still run out)."""
     from resnet_lab.summary import estimate_memory, format_bytes
@@ -1173,11 +1280,21 @@ def _check_memory(model: nn.Module, data: ImageData, config: TrainConfig, device
     if device.type != "cpu":  # the whole dataset moves to the device
         fixed += data.train_x.numel() + data.test_x.numel()
     checks = [
-        ("a training batch", "batch_size", config.batch_size, len(data.train_y),
-         half * est.train_per_image + 2 * est.input_per_image),
-        ("an evaluation batch", "eval_batch_size", config.eval_batch_size, len(data.test_y),
-         half * est.eval_per_image + est.input_per_image),
-    ]  # fmt: skip
+        (
+            "a training batch",
+            "batch_size",
+            config.batch_size,
+            len(data.train_y),
+            half * est.train_per_image + 2 * est.input_per_image,
+        ),
+        (
+            "an evaluation batch",
+            "eval_batch_size",
+            config.eval_batch_size,
+            len(data.test_y),
+            half * est.eval_per_image + est.input_per_image,
+        ),
+    ]
     for what, name, batch, n_images, per_image in checks:
         local = math.ceil(min(batch, n_images) / world_size)
         need = fixed + local * per_image
@@ -1185,8 +1302,9 @@ def _check_memory(model: nn.Module, data: ImageData, config: TrainConfig, device
             continue
         where = f"{runtime.device_name(device)} has {format_bytes(free)} available"
         fits = int((free - fixed) // per_image) * world_size
-        reason = (f"{what} of {local} images needs at least {format_bytes(need)} of memory, "
-                  f"but {where}")  # fmt: skip
+        reason = (
+            f"{what} of {local} images needs at least {format_bytes(need)} of memory, but {where}"
+        )
         if fits < 1:
             raise OutOfMemory(reason, None, [Fix("use a smaller model or another device")])
         raise OutOfMemory(reason, None, [Fix("use at most the batch that fits", {name: fits})])
@@ -1201,8 +1319,9 @@ def _global_batch(loader: GpuLoader, batch_index: int) -> int:
     return max(1, min(loader.batch_size, loader.num_images - start))
 
 
-def _step_record(run, window, acc, step, spe, lr, wall_offset, t_start, callbacks, bar,
-                 test=None, t_eval=0.0):  # fmt: skip
+def _step_record(
+    run, window, acc, step, spe, lr, wall_offset, t_start, callbacks, bar, test=None, t_eval=0.0
+):
     step0, acc0, t0 = window
     tot = distributed.all_reduce_sum(acc.clone())
     prev = distributed.all_reduce_sum(acc0.clone())
@@ -1259,9 +1378,10 @@ def _check_resume(path: Path, state: dict[str, Any], config: TrainConfig, run: R
     if diffs:
         raise ckpt.CheckpointError(
             path,
-            "was made with different settings: " + "; ".join(diffs)
+            "was made with different settings: "
+            + "; ".join(diffs)
             + ". Resume with the same settings, or start a new run without resume",
-        )  # fmt: skip
+        )
     saved_model = state.get("run", {}).get("model")
     if saved_model and saved_model != run.model_name:
         raise ckpt.CheckpointError(

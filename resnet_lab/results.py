@@ -104,8 +104,17 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "history": list,
     "final": dict,
 }
-_HISTORY_KEYS = ("epoch", "step", "train_loss", "train_error", "test_loss", "test_error", "lr",
-                 "images_per_sec", "wall_time")  # fmt: skip
+_HISTORY_KEYS = (
+    "epoch",
+    "step",
+    "train_loss",
+    "train_error",
+    "test_loss",
+    "test_error",
+    "lr",
+    "images_per_sec",
+    "wall_time",
+)
 
 
 class ResultsError(ValueError):
@@ -383,9 +392,12 @@ def _load(path: Path, store: str | os.PathLike | None) -> RunRecord:
     except json.JSONDecodeError as exc:
         # json's messages may end in "at" ("Unterminated string starting at"): say where once.
         what = re.sub(r"\s+at$", "", exc.msg)
-        raise ResultsError(path, f"is not valid JSON ({what}, line {exc.lineno} column "
-                           f"{exc.colno}); the file is damaged: restore it or delete it",
-                           store) from exc  # fmt: skip
+        raise ResultsError(
+            path,
+            f"is not valid JSON ({what}, line {exc.lineno} column "
+            f"{exc.colno}); the file is damaged: restore it or delete it",
+            store,
+        ) from exc
     try:
         return RunRecord(validate(record, path), path)
     except ResultsError as exc:

@@ -796,8 +796,15 @@ def depth_panel(
 
         torch.manual_seed(config.seed)
         model = build(model_name(kind, depth))
-        return train(model, data, config, device=device, callbacks=[on_step, callback],
-                     progress=False, name=model_name(kind, depth))  # fmt: skip
+        return train(
+            model,
+            data,
+            config,
+            device=device,
+            callbacks=[on_step, callback],
+            progress=False,
+            name=model_name(kind, depth),
+        )
 
     panel = TrainPanel(
         train_fn,

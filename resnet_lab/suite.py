@@ -97,9 +97,16 @@ class Sizes:
     first_epochs: int = 30
     max_epochs: int = 200
     depth_models: tuple[str, ...] = (
-        "plain20", "resnet20", "plain32", "resnet32", "plain44", "resnet44",
-        "plain56", "resnet56", "resnet110",
-    )  # fmt: skip
+        "plain20",
+        "resnet20",
+        "plain32",
+        "resnet32",
+        "plain44",
+        "resnet44",
+        "plain56",
+        "resnet56",
+        "resnet110",
+    )
     depth_batch: int = 128
     max_depth_epochs: int = 164  # the paper's 64k iterations at batch 128
     run_overhead_s: float = 3.0  # per training run: model, loader, cuDNN autotuning
@@ -109,12 +116,26 @@ class Sizes:
 GPU = Sizes()
 DRY_RUN = Sizes(
     # The smallest CIFAR nets of both kinds (depth 8), a few images, one or two steps each.
-    train_per_class=16, test_per_class=4, throughput_models=("resnet8",), batches=(4,),
-    rounds=1, warmup=1, images_per_round=16, compile_backend="eager", target=0.0,
-    target_model="resnet8", target_batch=32, target_lr=0.1, first_epochs=1, max_epochs=2,
-    depth_models=("plain8", "resnet8"), depth_batch=32, max_depth_epochs=1,
-    run_overhead_s=0.5, min_stage_s=0.0,
-)  # fmt: skip
+    train_per_class=16,
+    test_per_class=4,
+    throughput_models=("resnet8",),
+    batches=(4,),
+    rounds=1,
+    warmup=1,
+    images_per_round=16,
+    compile_backend="eager",
+    target=0.0,
+    target_model="resnet8",
+    target_batch=32,
+    target_lr=0.1,
+    first_epochs=1,
+    max_epochs=2,
+    depth_models=("plain8", "resnet8"),
+    depth_batch=32,
+    max_depth_epochs=1,
+    run_overhead_s=0.5,
+    min_stage_s=0.0,
+)
 
 
 # ----------------------------------------------------------------------------- bookkeeping
@@ -145,11 +166,14 @@ class Report:
         self.records: list[Path] = []
         self.extra: dict[str, bytes] = {}  # files for the part's zip (executed notebooks)
         self.data: dict[str, Any] = {
-            "schema": SCHEMA, "part": part,
+            "schema": SCHEMA,
+            "part": part,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "budget_s": budget.seconds, "elapsed_s": 0.0, "environment": _environment(),
+            "budget_s": budget.seconds,
+            "elapsed_s": 0.0,
+            "environment": _environment(),
             "stages": {},
-        }  # fmt: skip
+        }
 
     def log(self, message: str) -> None:
         line = f"[{self.budget.elapsed():6.1f} s] {message}"
@@ -183,14 +207,21 @@ def _environment() -> dict[str, Any]:
     from resnet_lab.provenance import code_version
 
     env: dict[str, Any] = {
-        "python": platform.python_version(), "torch": torch.__version__,
-        "resnet_lab": __version__, "code_version": code_version(), "cpus": os.cpu_count(),
-    }  # fmt: skip
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "resnet_lab": __version__,
+        "code_version": code_version(),
+        "cpus": os.cpu_count(),
+    }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        env.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                   capability=f"{props.major}.{props.minor}", cuda=torch.version.cuda,
-                   cudnn=torch.backends.cudnn.version())  # fmt: skip
+        env.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            capability=f"{props.major}.{props.minor}",
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+        )
     return env
 
 
@@ -270,8 +301,12 @@ def _zip_from_tar(archive: Path) -> Path:
 def _load(spec: str, sizes: Sizes):
     from resnet_lab.data import load_data
 
-    return load_data(spec, train_per_class=sizes.train_per_class,
-                     test_per_class=sizes.test_per_class, progress=False)  # fmt: skip
+    return load_data(
+        spec,
+        train_per_class=sizes.train_per_class,
+        test_per_class=sizes.test_per_class,
+        progress=False,
+    )
 
 
 # ----------------------------------------------------------------------------- throughput
@@ -297,8 +332,17 @@ def time_training_steps(
     model = model.to(memory_format=torch.channels_last)
     config = engine.recipe("fast", batch_size=batch_size, amp="bf16")
     opt = engine.make_optimizer(model, config, config.lr)
-    loader = GpuLoader(data.train_x, data.train_y, batch_size, True, data.mean, data.std,
-                       device, channels_last=True, drop_last=True)  # fmt: skip
+    loader = GpuLoader(
+        data.train_x,
+        data.train_y,
+        batch_size,
+        True,
+        data.mean,
+        data.std,
+        device,
+        channels_last=True,
+        drop_last=True,
+    )
     fwd = torch.compile(model, backend=sizes.compile_backend, dynamic=False) if compiled else model
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
@@ -337,11 +381,15 @@ def time_training_steps(
             sync()
             rounds.append(steps * batch_size / (time.perf_counter() - t0))
     return {
-        "model": model_name, "depth": engine.model_depth(model), "batch_size": batch_size,
-        "compiled": compiled, "images_per_sec": sorted(rounds)[len(rounds) // 2],
-        "rounds_images_per_sec": [round(r, 1) for r in rounds], "steps_per_round": steps,
+        "model": model_name,
+        "depth": engine.model_depth(model),
+        "batch_size": batch_size,
+        "compiled": compiled,
+        "images_per_sec": sorted(rounds)[len(rounds) // 2],
+        "rounds_images_per_sec": [round(r, 1) for r in rounds],
+        "steps_per_round": steps,
         "warmup_s": round(warmup_s, 2),
-    }  # fmt: skip
+    }
 
 
 def _measure(model_name: str, batch: int, data, device, sizes: Sizes, compiled: bool) -> dict:
@@ -351,8 +399,12 @@ def _measure(model_name: str, batch: int, data, device, sizes: Sizes, compiled: 
     try:
         return time_training_steps(model_name, batch, data, device, sizes, compiled)
     except Exception as exc:  # noqa: BLE001 - recorded, the suite goes on
-        return {"model": model_name, "batch_size": batch, "compiled": compiled,
-                "error": f"{type(exc).__name__}: {_tail(str(exc), 300)}"}  # fmt: skip
+        return {
+            "model": model_name,
+            "batch_size": batch,
+            "compiled": compiled,
+            "error": f"{type(exc).__name__}: {_tail(str(exc), 300)}",
+        }
     finally:
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -364,8 +416,14 @@ def _throughput_stage(ctx: _Context, seconds: float) -> dict[str, Any]:
     for model_name in ctx.sizes.throughput_models:
         for batch in ctx.sizes.batches:
             if time.monotonic() > deadline:
-                results.append({"model": model_name, "batch_size": batch, "compiled": False,
-                                "skipped": "the stage's time ran out"})  # fmt: skip
+                results.append(
+                    {
+                        "model": model_name,
+                        "batch_size": batch,
+                        "compiled": False,
+                        "skipped": "the stage's time ran out",
+                    }
+                )
                 continue
             r = _measure(model_name, batch, ctx.data, ctx.device, ctx.sizes, compiled=False)
             ctx.report.log(_throughput_line(r))
@@ -387,15 +445,22 @@ def _compiled_stage(ctx: _Context, seconds: float) -> dict[str, Any]:
     configs = [[m, b] for m in ctx.sizes.throughput_models for b in ctx.sizes.batches]
     with tempfile.TemporaryDirectory(prefix="resnet-lab-suite-") as tmp:
         lines = Path(tmp) / "compiled.jsonl"
-        job = {"data": ctx.data_spec, "sizes": asdict(ctx.sizes), "device": str(ctx.device),
-               "configs": configs, "out": str(lines), "log": str(ctx.report.log_path),
-               "t0": ctx.report.budget.t0}  # fmt: skip
+        job = {
+            "data": ctx.data_spec,
+            "sizes": asdict(ctx.sizes),
+            "device": str(ctx.device),
+            "configs": configs,
+            "out": str(lines),
+            "log": str(ctx.report.log_path),
+            "t0": ctx.report.budget.t0,
+        }
         spec = Path(tmp) / "job.json"
         spec.write_text(json.dumps(job))
         proc = subprocess.Popen(
             [sys.executable, "-m", "resnet_lab.suite", "compiled", str(spec)],
-            env={**os.environ, "PYTHONPATH": _pythonpath()}, start_new_session=True,
-        )  # fmt: skip
+            env={**os.environ, "PYTHONPATH": _pythonpath()},
+            start_new_session=True,
+        )
         status = "done"
         try:
             code = proc.wait(timeout=max(1.0, seconds))
@@ -495,10 +560,15 @@ def _train(ctx: _Context, model_name: str, config, deadline: float, tags: list[s
     model = build(model_name, num_classes=ctx.data.num_classes)
     try:
         run = engine.train(
-            model, ctx.data, config, device=ctx.device, progress=False,
-            name=model_name, tags=["gpu-suite", *tags],
+            model,
+            ctx.data,
+            config,
+            device=ctx.device,
+            progress=False,
+            name=model_name,
+            tags=["gpu-suite", *tags],
             callbacks=[_deadline_callback(deadline)],
-        )  # fmt: skip
+        )
         if ctx.store is not None:
             results.save_finished(run, ctx.store)
     except (engine.TrainingDiverged, engine.OutOfMemory) as exc:
@@ -514,17 +584,24 @@ def _train(ctx: _Context, model_name: str, config, deadline: float, tags: list[s
 def _run_summary(run, target: float | None = None) -> dict[str, Any]:
     tested = [h for h in run.history if h.get("test_error") is not None]
     out: dict[str, Any] = {
-        "model": run.model_name, "status": run.status, "epochs": run.epochs,
-        "planned_epochs": run.config.epochs, "batch_size": run.config.batch_size,
-        "lr": run.config.lr, "schedule": run.config.schedule,
-        "final_test_error": run.final["test_error"], "final_train_error": run.final["train_error"],
+        "model": run.model_name,
+        "status": run.status,
+        "epochs": run.epochs,
+        "planned_epochs": run.config.epochs,
+        "batch_size": run.config.batch_size,
+        "lr": run.config.lr,
+        "schedule": run.config.schedule,
+        "final_test_error": run.final["test_error"],
+        "final_train_error": run.final["train_error"],
         "best_test_error": min((h["test_error"] for h in tested), default=None),
         "wall_s": round(run.wall_time, 1),
         "median_epoch_images_per_sec": (
             sorted(h["images_per_sec"] for h in run.history)[len(run.history) // 2]
-            if run.history else None),
+            if run.history
+            else None
+        ),
         "record": run.path.name if run.path is not None else None,
-    }  # fmt: skip
+    }
     if target is not None:
         hit = next((h for h in tested if h["test_error"] <= 1 - target + 1e-12), None)
         out["target_accuracy"] = target
@@ -546,13 +623,19 @@ def _target_stage(ctx: _Context, seconds: float) -> dict[str, Any]:
         if epoch_s is not None and epochs * epoch_s > left:
             fit = int(left / epoch_s)
             if fit < max(1, s.first_epochs // 2) or (runs and fit <= runs[-1]["epochs"]):
-                notes.append(f"a {epochs}-epoch run needs about {epochs * epoch_s:.0f} s, "
-                             f"{max(0.0, left):.0f} s were left")  # fmt: skip
+                notes.append(
+                    f"a {epochs}-epoch run needs about {epochs * epoch_s:.0f} s, "
+                    f"{max(0.0, left):.0f} s were left"
+                )
                 break
             epochs = fit
         config = engine.recipe(
-            "fast", epochs=epochs, batch_size=s.target_batch, lr=s.target_lr, log_every_steps=0,
-        )  # fmt: skip
+            "fast",
+            epochs=epochs,
+            batch_size=s.target_batch,
+            lr=s.target_lr,
+            log_every_steps=0,
+        )
         run, error = _train(ctx, s.target_model, config, deadline, ["time-to-target"])
         if run is None:
             runs.append({"model": s.target_model, "epochs": epochs, "error": error})
@@ -561,9 +644,11 @@ def _target_stage(ctx: _Context, seconds: float) -> dict[str, Any]:
         runs.append(summary)
         ctx.report.stage("target", {"status": "running", "runs": runs, "target_accuracy": s.target})
         tt = summary["time_to_target_s"]
-        ctx.report.log(f"{s.target_model} {epochs} epochs, batch {s.target_batch}: {run.status}, "
-                       f"best test accuracy {_pct(summary['best_test_error'])}, time to "
-                       f"{s.target:.0%}: {'not reached' if tt is None else f'{tt} s'}")  # fmt: skip
+        ctx.report.log(
+            f"{s.target_model} {epochs} epochs, batch {s.target_batch}: {run.status}, "
+            f"best test accuracy {_pct(summary['best_test_error'])}, time to "
+            f"{s.target:.0%}: {'not reached' if tt is None else f'{tt} s'}"
+        )
         if summary["time_to_target_s"] is not None or epochs >= s.max_epochs:
             break
         if run.status != "completed":
@@ -575,9 +660,13 @@ def _target_stage(ctx: _Context, seconds: float) -> dict[str, Any]:
             notes.append(f"no longer schedule fits in the {deadline - time.monotonic():.0f} s left")
             break
     reached = [r for r in runs if r.get("time_to_target_s") is not None]
-    out = {"status": "done" if runs else "skipped", "target_accuracy": s.target, "runs": runs,
-           "time_to_target_s": reached[0]["time_to_target_s"] if reached else None,
-           "notes": notes}  # fmt: skip
+    out = {
+        "status": "done" if runs else "skipped",
+        "target_accuracy": s.target,
+        "runs": runs,
+        "time_to_target_s": reached[0]["time_to_target_s"] if reached else None,
+        "notes": notes,
+    }
     if not runs:
         out["reason"] = "; ".join(notes)
     return out
@@ -596,8 +685,10 @@ def _depth_stage(ctx: _Context, seconds: float) -> dict[str, Any]:
         usable = seconds * 0.85 - s.run_overhead_s * len(s.depth_models)
         epochs = min(s.max_depth_epochs, int(usable / sum(per_epoch)))  # type: ignore[arg-type]
     if epochs < 1:
-        return _skipped(f"one epoch of all {len(s.depth_models)} networks needs about "
-                        f"{sum(per_epoch):.0f} s, {seconds:.0f} s were left")  # type: ignore[arg-type]  # fmt: skip
+        return _skipped(
+            f"one epoch of all {len(s.depth_models)} networks needs about "
+            f"{sum(per_epoch):.0f} s, {seconds:.0f} s were left"
+        )  # type: ignore[arg-type]
     ctx.report.log(f"depth study: {len(s.depth_models)} networks x {epochs} epochs")
     runs = []
     for model_name in s.depth_models:
@@ -606,8 +697,13 @@ def _depth_stage(ctx: _Context, seconds: float) -> dict[str, Any]:
             continue
         # Short studies also evaluate four times an epoch, for test curves against iterations.
         quarter = max(1, len(ctx.data.train_y) // s.depth_batch // 4)
-        config = engine.recipe("paper", epochs=epochs, batch_size=s.depth_batch, log_every_steps=0,
-                               eval_every_steps=0 if epochs >= 8 else quarter)  # fmt: skip
+        config = engine.recipe(
+            "paper",
+            epochs=epochs,
+            batch_size=s.depth_batch,
+            log_every_steps=0,
+            eval_every_steps=0 if epochs >= 8 else quarter,
+        )
         run, error = _train(ctx, model_name, config, deadline, ["depth-study"])
         if run is None:
             runs.append({"model": model_name, "epochs": epochs, "error": error})
@@ -615,8 +711,11 @@ def _depth_stage(ctx: _Context, seconds: float) -> dict[str, Any]:
         summary = _run_summary(run)
         runs.append(summary)
         te = summary["final_test_error"]
-        ctx.report.log(f"{model_name}: test error {te:.4f}, {summary['wall_s']} s"
-                       if te is not None else f"{model_name}: {run.status}")  # fmt: skip
+        ctx.report.log(
+            f"{model_name}: test error {te:.4f}, {summary['wall_s']} s"
+            if te is not None
+            else f"{model_name}: {run.status}"
+        )
         ctx.report.stage("depth", {"status": "running", "epochs": epochs, "runs": runs})
     return {"status": "done", "epochs": epochs, "recipe": "paper", "runs": runs}
 
@@ -658,8 +757,10 @@ def run_gpu(
     budget = Budget(budget_s)
     dev = pick_device(device)
     if dev.type != "cuda" and not dry_run:
-        raise ValueError("`suite gpu` measures a CUDA GPU and sees none here; add --dry-run "
-                         "to check the suite on this machine at tiny sizes")  # fmt: skip
+        raise ValueError(
+            "`suite gpu` measures a CUDA GPU and sees none here; add --dry-run "
+            "to check the suite on this machine at tiny sizes"
+        )
     sizes = DRY_RUN if dry_run else GPU
     report = Report(Path(out), "gpu", budget, _render_gpu)
     report.data.update(dry_run=dry_run, device=str(dev), sizes=asdict(sizes))
@@ -668,15 +769,23 @@ def run_gpu(
     spec = prepare_data(data, dry_run)
     ds = _load(spec, sizes)
     if ds.variant == "synthetic" and not dry_run:
-        raise ValueError("`suite gpu` needs CIFAR-10 and found none; give --data (the JPEG zip, "
-                         "or the .tar.xz that tools/gpu_carry.py makes)")  # fmt: skip
+        raise ValueError(
+            "`suite gpu` needs CIFAR-10 and found none; give --data (the JPEG zip, "
+            "or the .tar.xz that tools/gpu_carry.py makes)"
+        )
     report.data["data"] = ds.info()
     report.stage("setup", {"status": "done", "seconds": round(time.monotonic() - t0, 1)})
-    report.log(f"device {dev} ({report.data['environment'].get('gpu', 'cpu')}), torch "
-               f"{torch.__version__}, data {ds!r}, budget {budget.seconds:.0f} s")  # fmt: skip
+    report.log(
+        f"device {dev} ({report.data['environment'].get('gpu', 'cpu')}), torch "
+        f"{torch.__version__}, data {ds!r}, budget {budget.seconds:.0f} s"
+    )
     ctx = _Context(sizes, report, dev, ds, spec, store, [])
-    runners = {"throughput": _throughput_stage, "compiled": _compiled_stage,
-               "target": _target_stage, "depth": _depth_stage}  # fmt: skip
+    runners = {
+        "throughput": _throughput_stage,
+        "compiled": _compiled_stage,
+        "target": _target_stage,
+        "depth": _depth_stage,
+    }
     failed = False
     for name in GPU_STAGES:
         if name not in stages:
@@ -700,8 +809,10 @@ def run_gpu(
         entry["seconds"] = round(time.monotonic() - t_stage, 1)
         failed = failed or entry["status"] == "failed"
         report.stage(name, entry)
-    report.log(f"done in {budget.elapsed():.0f} s of {budget.seconds:.0f}; summary in "
-               f"{report.out / 'gpu-summary.md'}")  # fmt: skip
+    report.log(
+        f"done in {budget.elapsed():.0f} s of {budget.seconds:.0f}; summary in "
+        f"{report.out / 'gpu-summary.md'}"
+    )
     return 1 if failed else 0
 
 
@@ -730,37 +841,61 @@ def _render_gpu(d: dict[str, Any]) -> str:
         "",
         "| stage | status | seconds | note |",
         "| --- | --- | --- | --- |",
-    ]  # fmt: skip
+    ]
     for name, e in st.items():
         note = e.get("reason") or e.get("error") or ""
         lines.append(f"| {name} | {e['status']} | {e.get('seconds', 0):.0f} | {note} |")
     points = st.get("throughput", {}).get("results", []) + st.get("compiled", {}).get("results", [])
     if points:
-        lines += ["", "## Training throughput (images/s, bf16 autocast, channels-last)", "",
-                  "| model | batch | eager | torch.compile | speed-up | compile + warm-up s |",
-                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-        keys = sorted({(p["model"], p["batch_size"]) for p in points},
-                      key=lambda k: (int("".join(c for c in k[0] if c.isdigit()) or 0), k[1]))  # fmt: skip
+        lines += [
+            "",
+            "## Training throughput (images/s, bf16 autocast, channels-last)",
+            "",
+            "| model | batch | eager | torch.compile | speed-up | compile + warm-up s |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        keys = sorted(
+            {(p["model"], p["batch_size"]) for p in points},
+            key=lambda k: (int("".join(c for c in k[0] if c.isdigit()) or 0), k[1]),
+        )
         for m, b in keys:
-            e = next((p for p in points if (p["model"], p["batch_size"]) == (m, b) and not p["compiled"]), None)  # fmt: skip
-            c = next((p for p in points if (p["model"], p["batch_size"]) == (m, b) and p["compiled"]), None)  # fmt: skip
+            e = next(
+                (
+                    p
+                    for p in points
+                    if (p["model"], p["batch_size"]) == (m, b) and not p["compiled"]
+                ),
+                None,
+            )
+            c = next(
+                (p for p in points if (p["model"], p["batch_size"]) == (m, b) and p["compiled"]),
+                None,
+            )
             both = e and c and e.get("images_per_sec") and c.get("images_per_sec")
             speed = f"{c['images_per_sec'] / e['images_per_sec']:.2f}x" if both else "-"  # type: ignore[index]
             warm = c.get("warmup_s", "-") if c else "-"
             lines.append(f"| {m} | {b} | {_fmt_ips(e)} | {_fmt_ips(c)} | {speed} | {warm} |")
         errors = [p for p in points if p.get("error")]
-        lines += [f"- {p['model']} batch {p['batch_size']}{' compiled' if p['compiled'] else ''}: "
-                  f"{p['error']}" for p in errors]  # fmt: skip
+        lines += [
+            f"- {p['model']} batch {p['batch_size']}{' compiled' if p['compiled'] else ''}: "
+            f"{p['error']}"
+            for p in errors
+        ]
     tg = st.get("target", {})
     if tg.get("runs"):
         target = tg["target_accuracy"]
         t = tg.get("time_to_target_s")
-        lines += ["", f"## ResNet-20 to {target:.0%} test accuracy", "",
-                  f"Time to {target:.0%}: **{f'{t:.0f} s' if t is not None else 'not reached'}** "
-                  "(the engine's wall time, evaluations included, at the first evaluation at "
-                  "or above the target).", "",
-                  "| epochs | batch | lr | status | best accuracy | final accuracy | time to target | wall s | record |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        lines += [
+            "",
+            f"## ResNet-20 to {target:.0%} test accuracy",
+            "",
+            f"Time to {target:.0%}: **{f'{t:.0f} s' if t is not None else 'not reached'}** "
+            "(the engine's wall time, evaluations included, at the first evaluation at "
+            "or above the target).",
+            "",
+            "| epochs | batch | lr | status | best accuracy | final accuracy | time to target | wall s | record |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for r in tg["runs"]:
             if r.get("error"):
                 lines.append(f"| {r['epochs']} | | | error: {r['error']} | | | | | |")
@@ -772,13 +907,17 @@ def _render_gpu(d: dict[str, Any]) -> str:
                 f"{_pct(r['best_test_error'])} | {_pct(r['final_test_error'])} | "
                 f"{to_target} | "
                 f"{r['wall_s']:.0f} | {r['record'] or '-'} |"
-            )  # fmt: skip
+            )
         lines += [f"- {n}" for n in tg.get("notes", [])]
     dp = st.get("depth", {})
     if dp.get("runs"):
-        lines += ["", f"## Depth study (paper recipe, {dp['epochs']} epochs, seed 0)", "",
-                  "| model | status | test error | train error | wall s | record |",
-                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        lines += [
+            "",
+            f"## Depth study (paper recipe, {dp['epochs']} epochs, seed 0)",
+            "",
+            "| model | status | test error | train error | wall s | record |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for r in dp["runs"]:
             if "status" not in r:
                 lines.append(f"| {r['model']} | {r.get('error') or r.get('skipped')} | | | | |")
@@ -787,7 +926,7 @@ def _render_gpu(d: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['model']} | {r['status']} | {'-' if te is None else f'{te:.4f}'} | "
                 f"{'-' if tr is None else f'{tr:.4f}'} | {r['wall_s']:.0f} | {r['record'] or '-'} |"
-            )  # fmt: skip
+            )
     lines += ["", "Run records: `gpu-records.zip` (unpack into a results store folder).", ""]
     return "\n".join(lines)
 
@@ -810,8 +949,21 @@ def _install_wheels(wheels: Path, report: Report) -> Path | None:
         report.log(f"no wheels in {wheels}")
         return None
     site = Path(tempfile.gettempdir()) / "resnet-lab-suite-site"
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
-           "--no-compile", "--no-cache-dir", "--upgrade", "--target", str(site), *files]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-index",
+        "--no-deps",
+        "--no-compile",
+        "--no-cache-dir",
+        "--upgrade",
+        "--target",
+        str(site),
+        *files,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         report.log(f"installing the wheels failed: {_tail(done.stderr)}")
@@ -835,8 +987,10 @@ def _pick_executor(executor: str, wheels: Path | None, report: Report) -> tuple[
     if executor == "nbclient":
         raise ValueError(f"{', '.join(missing)} not installed; {_WHEELS_HINT}")
     if missing:
-        report.log(f"{', '.join(missing)} not installed: running the chapters' code cells with "
-                   f"plain Python instead ({_WHEELS_HINT})")  # fmt: skip
+        report.log(
+            f"{', '.join(missing)} not installed: running the chapters' code cells with "
+            f"plain Python instead ({_WHEELS_HINT})"
+        )
     return "exec", site
 
 
@@ -854,8 +1008,10 @@ def _chapter_plan(chapters: Sequence[str] | None) -> list[Path]:
     if chapters:
         chosen = [p for p in found if any(p.name.startswith(c) for c in chapters)]
         if not chosen:
-            raise ValueError(f"no chapter starts with {' or '.join(chapters)}; chapters: "
-                             f"{', '.join(p.stem for p in found)}")  # fmt: skip
+            raise ValueError(
+                f"no chapter starts with {' or '.join(chapters)}; chapters: "
+                f"{', '.join(p.stem for p in found)}"
+            )
         return chosen
     return found
 
@@ -873,17 +1029,34 @@ def _dry_run_notebook(folder: Path) -> Path:
     """A two-cell notebook that goes through the chapters' own first steps."""
     cells = [
         {"cell_type": "markdown", "id": "title", "metadata": {}, "source": "# Dry run"},
-        {"cell_type": "code", "id": "setup", "metadata": {}, "execution_count": None, "outputs": [],
-         "source": 'import sys\nif "google.colab" in sys.modules:\n    %pip install -q resnet-lab\n'
-                   "import resnet_lab as rl\nenv = rl.setup()\n"
-                   'assert env.tier == "standard", env.tier'},
-        {"cell_type": "code", "id": "data", "metadata": {}, "execution_count": None, "outputs": [],
-         "source": "from resnet_lab.data import load_data\n"
-                   'print(len(load_data("synthetic", train_per_class=2, test_per_class=1).train_y))'},
-    ]  # fmt: skip
-    nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                      "language": "python"}}}  # fmt: skip
+        {
+            "cell_type": "code",
+            "id": "setup",
+            "metadata": {},
+            "execution_count": None,
+            "outputs": [],
+            "source": 'import sys\nif "google.colab" in sys.modules:\n    %pip install -q resnet-lab\n'
+            "import resnet_lab as rl\nenv = rl.setup()\n"
+            'assert env.tier == "standard", env.tier',
+        },
+        {
+            "cell_type": "code",
+            "id": "data",
+            "metadata": {},
+            "execution_count": None,
+            "outputs": [],
+            "source": "from resnet_lab.data import load_data\n"
+            'print(len(load_data("synthetic", train_per_class=2, test_per_class=1).train_y))',
+        },
+    ]
+    nb = {
+        "cells": cells,
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    }
     path = folder / "00_dry_run.ipynb"
     path.write_text(json.dumps(nb))
     return path
@@ -896,11 +1069,14 @@ def _execute_nbclient(path: Path, deadline: float) -> tuple[dict[str, Any], byte
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+        nb,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
         # Each cell may use what is left of the budget, so the whole chapter stays inside it.
         timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),  # noqa: ARG005
-        store_widget_state=True, startup_timeout=120,
-    )  # fmt: skip
+        store_widget_state=True,
+        startup_timeout=120,
+    )
     result: dict[str, Any] = {"status": "ok"}
     try:
         client.execute()
@@ -924,9 +1100,12 @@ def _execute_plain(path: Path, deadline: float, log: Path) -> dict[str, Any]:
         with open(log, "a", encoding="utf-8") as f:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "resnet_lab.suite", "exec-notebook", str(path), str(out)],
-                cwd=path.parent, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=path.parent,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 env={**os.environ, "PYTHONPATH": _pythonpath(), "MPLBACKEND": "Agg"},
-            )  # fmt: skip
+            )
             try:
                 proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -966,8 +1145,9 @@ def _exec_notebook_worker(path: str, result_path: str) -> int:
             exec(compile(_plain_source(source), f"{Path(path).name}:cell{i}", "exec"), namespace)  # noqa: S102
         except BaseException as exc:  # noqa: BLE001 - recorded for the summary
             traceback.print_exc()
-            result.update(status="error", cell=i, ename=type(exc).__name__,
-                          evalue=_tail(str(exc), 300))  # fmt: skip
+            result.update(
+                status="error", cell=i, ename=type(exc).__name__, evalue=_tail(str(exc), 300)
+            )
             break
         result["cells_run"] += 1
     atomic_write_text(result_path, json.dumps(result))
@@ -994,19 +1174,27 @@ def run_chapters(
         report.log(
             f"ipywidgets is not installed, so chapters with live widgets will fail; {_WHEELS_HINT}"
         )
-    env = {"RESNET_LAB_TIER": "standard", "PYTHONHASHSEED": "0",
-           "PYTHONPATH": _pythonpath(*([site] if site else []))}  # fmt: skip
+    env = {
+        "RESNET_LAB_TIER": "standard",
+        "PYTHONHASHSEED": "0",
+        "PYTHONPATH": _pythonpath(*([site] if site else [])),
+    }
     spec = prepare_data(data, dry_run=False) if data is not None else None
     if spec is not None:
         env["RESNET_LAB_DATA"] = str(Path(spec).resolve())
-    report.data.update(dry_run=dry_run, executor=kind, tier="standard",
-                       data=Path(spec).name if spec else "auto (RESNET_LAB_DATA or download)",
-                       plan={p.name: _code_cells(p) for p in plan})  # fmt: skip
+    report.data.update(
+        dry_run=dry_run,
+        executor=kind,
+        tier="standard",
+        data=Path(spec).name if spec else "auto (RESNET_LAB_DATA or download)",
+        plan={p.name: _code_cells(p) for p in plan},
+    )
     failed = False
     with tempfile.TemporaryDirectory(prefix="resnet-lab-suite-") as tmp, _environ(**env):
         to_run = [_dry_run_notebook(Path(tmp))] if dry_run else plan
-        report.log(f"{len(to_run)} notebook(s) with {kind}, tier standard, "
-                   f"budget {budget.seconds:.0f} s")  # fmt: skip
+        report.log(
+            f"{len(to_run)} notebook(s) with {kind}, tier standard, budget {budget.seconds:.0f} s"
+        )
         for path in to_run:
             left = budget.left() - _RESERVE_S
             if left < 10:
@@ -1024,9 +1212,14 @@ def run_chapters(
                 result = {"status": "error", "ename": type(exc).__name__, "evalue": _tail(str(exc))}
             result["seconds"] = round(time.monotonic() - t0, 1)
             failed = failed or result["status"] != "ok"
-            report.log(f"{path.name}: {result['status']} in {result['seconds']} s"
-                       + (f" ({result.get('ename')}: {result.get('evalue')})"
-                          if result["status"] == "error" else ""))  # fmt: skip
+            report.log(
+                f"{path.name}: {result['status']} in {result['seconds']} s"
+                + (
+                    f" ({result.get('ename')}: {result.get('evalue')})"
+                    if result["status"] == "error"
+                    else ""
+                )
+            )
             report.stage(path.stem, result)
     report.flush()
     return 1 if failed else 0
@@ -1035,15 +1228,21 @@ def run_chapters(
 def _render_chapters(d: dict[str, Any]) -> str:
     env = d["environment"]
     lines = [
-        f"# Chapters at the standard tier{' (dry run)' if d.get('dry_run') else ''}", "",
+        f"# Chapters at the standard tier{' (dry run)' if d.get('dry_run') else ''}",
+        "",
         f"{env.get('gpu', 'cpu')}, torch {env['torch']}, resnet_lab {env['code_version']}, "
         f"{d['date']}; executor {d.get('executor', '?')}; data {d.get('data', '?')}; "
-        f"{d['elapsed_s']:.0f} s of a {d['budget_s']:.0f} s budget.", "",
-        "| chapter | status | seconds | cells run | error |", "| --- | --- | --- | --- | --- |",
-    ]  # fmt: skip
+        f"{d['elapsed_s']:.0f} s of a {d['budget_s']:.0f} s budget.",
+        "",
+        "| chapter | status | seconds | cells run | error |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, r in d["stages"].items():
-        err = (f"cell {r.get('cell', '?')}: {r.get('ename')}: {r.get('evalue')}"
-               if r["status"] == "error" else r.get("reason") or r.get("error") or "")  # fmt: skip
+        err = (
+            f"cell {r.get('cell', '?')}: {r.get('ename')}: {r.get('evalue')}"
+            if r["status"] == "error"
+            else r.get("reason") or r.get("error") or ""
+        )
         err = err.replace("|", "\\|").replace("\n", " ")
         cells = f"{r.get('cells_run', '-')}/{r.get('code_cells', '-')}"
         lines.append(f"| {name} | {r['status']} | {r.get('seconds', 0):.0f} | {cells} | {err} |")
@@ -1059,8 +1258,11 @@ def _worker_main(argv: Sequence[str]) -> int:
         return _compiled_worker(argv[1])
     if len(argv) == 3 and argv[0] == "exec-notebook":
         return _exec_notebook_worker(argv[1], argv[2])
-    print("usage: python -m resnet_lab.suite compiled JOB.json | exec-notebook NB RESULT.json "
-          "(internal; use `resnet-lab suite`)", file=sys.stderr)  # fmt: skip
+    print(
+        "usage: python -m resnet_lab.suite compiled JOB.json | exec-notebook NB RESULT.json "
+        "(internal; use `resnet-lab suite`)",
+        file=sys.stderr,
+    )
     return 2
 
 

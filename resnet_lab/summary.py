@@ -286,6 +286,12 @@ def summary(model: nn.Module, input_size: Sequence[int] | None = None) -> ModelS
 
 
 __all__ = [
-    "MemoryEstimate", "ModelSummary", "StageSummary", "count_macs", "count_parameters",
-    "estimate_memory", "format_bytes", "summary",
-]  # fmt: skip
+    "MemoryEstimate",
+    "ModelSummary",
+    "StageSummary",
+    "count_macs",
+    "count_parameters",
+    "estimate_memory",
+    "format_bytes",
+    "summary",
+]

@@ -173,6 +173,9 @@ def test_parser_reads_every_form_of_import() -> None:
     )
     modules, names = imported(source)
     assert modules == {
-        "resnet_lab.plots", "resnet_lab.lesion", "resnet_lab.models.blocks", "resnet_lab.studies",
-    }  # fmt: skip
+        "resnet_lab.plots",
+        "resnet_lab.lesion",
+        "resnet_lab.models.blocks",
+        "resnet_lab.studies",
+    }
     assert names == {"glue", "build"}

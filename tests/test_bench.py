@@ -14,18 +14,27 @@ from resnet_lab import cli
 
 def test_result_ratio_and_breakdown_text():
     r = bench_mod.BenchResult(
-        model="resnet20", device="cpu", batch_size=128, steps=10, rounds=3, data="synthetic",
-        workers=2, engine_ips=400.0, reference_ips=300.0, engine_compute_ips=410.0,
+        model="resnet20",
+        device="cpu",
+        batch_size=128,
+        steps=10,
+        rounds=3,
+        data="synthetic",
+        workers=2,
+        engine_ips=400.0,
+        reference_ips=300.0,
+        engine_compute_ips=410.0,
         reference_compute_ips=320.0,
-    )  # fmt: skip
+    )
     assert r.ratio == pytest.approx(4 / 3)
     text = str(r)
     assert "ratio engine / reference: 1.33x" in text
     assert "model code alone: 1.28x" in text  # 410 / 320
     assert "free data pipeline could give the reference: 1.07x" in text  # 320 / 300
     assert "its data pipeline adds 6% of a step" in text  # reference: 1 - 300/320
-    plain = bench_mod.BenchResult(**{**r.__dict__, "engine_compute_ips": None,
-                                     "reference_compute_ips": None})  # fmt: skip
+    plain = bench_mod.BenchResult(
+        **{**r.__dict__, "engine_compute_ips": None, "reference_compute_ips": None}
+    )
     assert "breakdown" not in str(plain)
 
 
@@ -45,8 +54,18 @@ def test_bench_trains_every_pipeline_on_cpu(monkeypatch):
         real_sync(device)
 
     monkeypatch.setattr(bench_mod, "_sync", counting_sync)
-    r = bench_mod.bench("resnet20", batch_size=8, steps=1, warmup=0, rounds=1, device="cpu",
-                        data="synthetic", workers=0, amp="off", breakdown=True)  # fmt: skip
+    r = bench_mod.bench(
+        "resnet20",
+        batch_size=8,
+        steps=1,
+        warmup=0,
+        rounds=1,
+        device="cpu",
+        data="synthetic",
+        workers=0,
+        amp="off",
+        breakdown=True,
+    )
     assert (
         r.data == "synthetic"
         and r.engine_precision == r.reference_precision == "fp32"
@@ -64,9 +83,27 @@ def test_bench_rejects_bad_counts(kwargs):
 
 
 def test_cli_bench_prints_breakdown(capsys):
-    code = cli.main(["bench", "resnet20", "--batch-size", "8", "--steps", "1", "--warmup", "0",
-                     "--rounds", "1", "--workers", "0", "--data", "synthetic", "--device", "cpu",
-                     "--breakdown"])  # fmt: skip
+    code = cli.main(
+        [
+            "bench",
+            "resnet20",
+            "--batch-size",
+            "8",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--rounds",
+            "1",
+            "--workers",
+            "0",
+            "--data",
+            "synthetic",
+            "--device",
+            "cpu",
+            "--breakdown",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "ratio engine / reference" in out and "model code alone" in out

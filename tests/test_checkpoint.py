@@ -13,8 +13,9 @@ from resnet_lab.data import synthetic
 
 def net() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(4, 10))  # fmt: skip
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,18 @@ def test_checkpoint_loads_weights_only_with_everything_to_resume(trained):
     ck, _, config, run = trained
     state = torch.load(ck, weights_only=True)
     assert state["format"] == C.FORMAT
-    assert set(state) >= {"model", "optimizer", "scaler", "config", "progress", "history", "rng",
-                          "steps", "run", "wall_time"}  # fmt: skip
+    assert set(state) >= {
+        "model",
+        "optimizer",
+        "scaler",
+        "config",
+        "progress",
+        "history",
+        "rng",
+        "steps",
+        "run",
+        "wall_time",
+    }
     assert state["config"] == config.to_dict() and state["history"] == run.history
     assert state["progress"]["step"] == 2 and isinstance(state["rng"]["cpu"], torch.Tensor)
     model = net()
@@ -62,8 +73,14 @@ def test_checkpoint_tensors_are_saved_as_cpu_copies(tmp_path, monkeypatch):
         return real_cpu(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.Tensor, "cpu", spy)
-    state = {"model": {"w": torch.ones(2, 3)}, "optimizer": {"state": [torch.zeros(4)]},
-             "config": {}, "progress": {"acc": torch.zeros(1)}, "history": [], "t": (1, 2)}  # fmt: skip
+    state = {
+        "model": {"w": torch.ones(2, 3)},
+        "optimizer": {"state": [torch.zeros(4)]},
+        "config": {},
+        "progress": {"acc": torch.zeros(1)},
+        "history": [],
+        "t": (1, 2),
+    }
     C.save_checkpoint(state, tmp_path / "c.pt")
     assert sorted(moved) == [(1,), (2, 3), (4,)]  # every tensor, however deeply nested
     back = C.load_checkpoint(tmp_path / "c.pt")
@@ -73,8 +90,15 @@ def test_checkpoint_tensors_are_saved_as_cpu_copies(tmp_path, monkeypatch):
 def test_resume_with_other_settings_or_model_is_refused(trained):
     ck, data, config, _ = trained
     with pytest.raises(C.CheckpointError, match=r"batch_size=32 \(checkpoint\) vs 16"):
-        E.train(net(), data, E.recipe("fast", epochs=1, batch_size=16), progress=False,
-                checkpoint=ck, resume=True, name="net")  # fmt: skip
+        E.train(
+            net(),
+            data,
+            E.recipe("fast", epochs=1, batch_size=16),
+            progress=False,
+            checkpoint=ck,
+            resume=True,
+            name="net",
+        )
     with pytest.raises(C.CheckpointError, match="belongs to model 'net'"):
         E.train(net(), data, config, progress=False, checkpoint=ck, resume=True, name="other")
     # A completed run resumed again trains nothing more and keeps its history.

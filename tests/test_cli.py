@@ -10,8 +10,10 @@ import pytest
 from resnet_lab import cli, results
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["sweep", "--help"],
-                                  ["bench", "--help"], ["info", "--help"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["train", "--help"], ["sweep", "--help"], ["bench", "--help"], ["info", "--help"]],
+)
 def test_help_everywhere(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
@@ -68,8 +70,12 @@ def test_bad_option_exits_2_from_argparse(capsys):
 
 
 def test_console_script_reports_errors_without_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "resnet_lab.cli", "info", "resnet7"],
-                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "resnet_lab.cli", "info", "resnet7"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert (
         proc.returncode == 2 and "Traceback" not in proc.stderr and "depth must be" in proc.stderr
     )
@@ -83,8 +89,19 @@ def test_info_prints_the_summary(capsys):
     assert "resnet110" in capsys.readouterr().out.split()
 
 
-TINY = ["--data", "synthetic", "--subset", "2", "--test-subset", "1", "--epochs", "1",
-        "--batch-size", "10", "--quiet"]  # fmt: skip
+TINY = [
+    "--data",
+    "synthetic",
+    "--subset",
+    "2",
+    "--test-subset",
+    "1",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "10",
+    "--quiet",
+]
 
 
 @pytest.mark.slow
@@ -98,8 +115,24 @@ def test_train_then_sweep_skips_stored_runs(tmp_path, monkeypatch, capsys):
     assert cli.main(["train", "resnet20", *TINY, "--store", "store"]) == 2
     assert "--resume" in capsys.readouterr().err
     # ...and a sweep trains only what the store lacks.
-    assert cli.main(["sweep", "--models", "ResNet20", "PLAIN20", "--seeds", "0", *TINY,
-                     "--store", "store", "--output", "sweep"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "sweep",
+                "--models",
+                "ResNet20",
+                "PLAIN20",
+                "--seeds",
+                "0",
+                *TINY,
+                "--store",
+                "store",
+                "--output",
+                "sweep",
+            ]
+        )
+        == 0
+    )
     assert "skip resnet20 seed 0" in capsys.readouterr().out
     # Names in another case are the same models, stored under the registry's spelling.
     assert sorted(r.model for r in results.list_runs(tmp_path / "store")) == ["plain20", "resnet20"]
@@ -107,24 +140,56 @@ def test_train_then_sweep_skips_stored_runs(tmp_path, monkeypatch, capsys):
 
 def test_recipe_flags_reach_the_config():
     args = cli._parser().parse_args(
-        ["train", "resnet20", "--recipe", "paper", "--epochs", "2", "--log-every", "20",
-         "--eval-every-steps", "130", "--warmup-steps", "0"]
-    )  # fmt: skip
+        [
+            "train",
+            "resnet20",
+            "--recipe",
+            "paper",
+            "--epochs",
+            "2",
+            "--log-every",
+            "20",
+            "--eval-every-steps",
+            "130",
+            "--warmup-steps",
+            "0",
+        ]
+    )
     assert cli._config_overrides(args) == {
-        "epochs": 2, "log_every_steps": 20, "eval_every_steps": 130, "warmup_steps": 0,
-    }  # fmt: skip
+        "epochs": 2,
+        "log_every_steps": 20,
+        "eval_every_steps": 130,
+        "warmup_steps": 0,
+    }
 
 
 def test_set_reads_any_field_by_its_type():
     args = cli._parser().parse_args(
-        ["train", "resnet20", "--set", "nesterov=true", "--set", "milestones=0.3,0.6",
-         "--set", "warmup-lr=0.02", "--set", "eval_batch_size=500", "--set", "channels_last=none",
-         "--set", "schedule=cosine"]
-    )  # fmt: skip
+        [
+            "train",
+            "resnet20",
+            "--set",
+            "nesterov=true",
+            "--set",
+            "milestones=0.3,0.6",
+            "--set",
+            "warmup-lr=0.02",
+            "--set",
+            "eval_batch_size=500",
+            "--set",
+            "channels_last=none",
+            "--set",
+            "schedule=cosine",
+        ]
+    )
     assert cli._config_overrides(args) == {
-        "nesterov": True, "milestones": (0.3, 0.6), "warmup_lr": 0.02, "eval_batch_size": 500,
-        "channels_last": None, "schedule": "cosine",
-    }  # fmt: skip
+        "nesterov": True,
+        "milestones": (0.3, 0.6),
+        "warmup_lr": 0.02,
+        "eval_batch_size": 500,
+        "channels_last": None,
+        "schedule": "cosine",
+    }
     from resnet_lab import engine
 
     config = engine.recipe("paper", **cli._config_overrides(args))
@@ -134,8 +199,19 @@ def test_set_reads_any_field_by_its_type():
 @pytest.mark.slow
 def test_diverged_run_keeps_its_history_beside_the_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    argv = ["train", "resnet20", *TINY, "--lr", "1e12", "--set", "schedule=constant",
-            "--output", "run", "--store", "store"]  # fmt: skip
+    argv = [
+        "train",
+        "resnet20",
+        *TINY,
+        "--lr",
+        "1e12",
+        "--set",
+        "schedule=constant",
+        "--output",
+        "run",
+        "--store",
+        "store",
+    ]
     argv[argv.index("--epochs") + 1] = "3"
     assert cli.main(argv) == cli.EXIT_FAILED
     err = capsys.readouterr().err
@@ -170,9 +246,30 @@ def test_sweep_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, monkeypat
 
 
 def test_sweep_jobs_trains_runs_in_processes_and_skips_stored(tmp_path, capsys):
-    args = ["sweep", "--models", "resnet20", "plain20", "--seeds", "0", "--data", "synthetic",
-            "--subset", "2", "--test-subset", "1", "--epochs", "1", "--image-size", "8",
-            "--store", str(tmp_path / "store"), "--output", str(tmp_path / "runs"), "--jobs", "2"]  # fmt: skip
+    args = [
+        "sweep",
+        "--models",
+        "resnet20",
+        "plain20",
+        "--seeds",
+        "0",
+        "--data",
+        "synthetic",
+        "--subset",
+        "2",
+        "--test-subset",
+        "1",
+        "--epochs",
+        "1",
+        "--image-size",
+        "8",
+        "--store",
+        str(tmp_path / "store"),
+        "--output",
+        str(tmp_path / "runs"),
+        "--jobs",
+        "2",
+    ]
     assert cli.main(args) == 0
     stored = sorted(p.name.split("-")[0] for p in (tmp_path / "store").glob("*.json"))
     assert stored == ["plain20", "resnet20"]

@@ -56,8 +56,16 @@ def _torchrun_two(worker: str, out):
     script = out.parent / "worker.py"
     script.write_text(worker)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNET_LAB_DEVICE": "cpu"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(script), str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out

@@ -12,17 +12,32 @@ from torch import nn
 from resnet_lab import engine as E
 from resnet_lab.data import synthetic
 
-HISTORY_KEYS = {"epoch", "step", "train_loss", "train_error", "test_loss", "test_error", "lr",
-                "images_per_sec", "wall_time"}  # fmt: skip
+HISTORY_KEYS = {
+    "epoch",
+    "step",
+    "train_loss",
+    "train_error",
+    "test_loss",
+    "test_error",
+    "lr",
+    "images_per_sec",
+    "wall_time",
+}
 
 
 def tiny_net(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(4),
-        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(4),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(8, 10),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +85,12 @@ def test_epochs_override_scales_milestones_and_clears_iterations():
 def test_fast_recipe_one_cycle_and_overrides():
     c = E.recipe("fast", lr=0.4, batch_size=256)
     assert (c.schedule, c.label_smoothing, c.nesterov, c.lr, c.batch_size) == (
-        "onecycle", 0.1, True, 0.4, 256)  # fmt: skip
+        "onecycle",
+        0.1,
+        True,
+        0.4,
+        256,
+    )
     total = 100
     lrs = [E.lr_at(c, s, total) for s in range(total)]
     peak = max(range(total), key=lrs.__getitem__)
@@ -103,8 +123,14 @@ def test_model_depth_counts_main_path_layers():
 
 def test_train_records_history_steps_and_calls_callbacks(data):
     events = []
-    run = E.train(tiny_net(), data, small(grad_norms=True), progress=False, name="tiny",
-                  callbacks=[lambda ev, run, rec: events.append((ev, rec.get("step"))) ])  # fmt: skip
+    run = E.train(
+        tiny_net(),
+        data,
+        small(grad_norms=True),
+        progress=False,
+        name="tiny",
+        callbacks=[lambda ev, run, rec: events.append((ev, rec.get("step")))],
+    )
     assert run.status == "completed" and run.epochs == 2 and run.model_name == "tiny"
     assert run.total_steps == 10 and run.steps_per_epoch == 5
     for h in run.history:
@@ -218,8 +244,10 @@ def test_amp_choice_by_hardware(monkeypatch, native_bf16, auto):
     assert E._amp_dtype("off", torch.device("cuda")) is None
 
 
-@pytest.mark.parametrize("capability, dtype", [((7, 5), torch.float16), ((8, 0), torch.bfloat16),
-                                               ((9, 0), torch.bfloat16)])  # fmt: skip
+@pytest.mark.parametrize(
+    "capability, dtype",
+    [((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)],
+)
 def test_auto_amp_is_fp16_on_a_t4_and_bf16_from_ampere_on(monkeypatch, capability, dtype):
     # torch >= 2.4 says a T4 "supports" bf16 (emulated, slow): the choice must not ask that.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
@@ -285,8 +313,12 @@ def test_nan_at_an_epoch_end_is_caught_before_the_epoch_is_recorded(data, monkey
     monkeypatch.setattr(E, "_nan_check_interval", lambda device, config: 50)
     steps = len(E.GpuLoader(data.train_x, data.train_y, 32, True, data.mean, data.std, "cpu"))
     with pytest.raises(E.TrainingDiverged) as info:
-        E.train(_NanAfter(tiny_net(), steps - 1), data, small(epochs=2, log_every_steps=0),
-                progress=False)  # fmt: skip
+        E.train(
+            _NanAfter(tiny_net(), steps - 1),
+            data,
+            small(epochs=2, log_every_steps=0),
+            progress=False,
+        )
     assert info.value.run.history == []
 
 

@@ -93,20 +93,25 @@ def test_claim_verdict_of_a_mixed_ordering_says_which_part_holds():
     from resnet_lab import laptop
 
     def net(depth, train):
-        return laptop.SeedSummary("residual", depth, f"resnet{depth}-zi", (0, 1, 2), train,
-                                  train, ())  # fmt: skip
+        return laptop.SeedSummary(
+            "residual", depth, f"resnet{depth}-zi", (0, 1, 2), train, train, ()
+        )
 
-    study = {("residual", 20): net(20, (32.0, 33.0, 32.5)),
-             ("residual", 32): net(32, (29.0, 29.5, 29.2)),
-             ("residual", 44): net(44, (30.5, 31.0, 30.8))}  # fmt: skip
+    study = {
+        ("residual", 20): net(20, (32.0, 33.0, 32.5)),
+        ("residual", 32): net(32, (29.0, 29.5, 29.2)),
+        ("residual", 44): net(44, (30.5, 31.0, 30.8)),
+    }
     verdict = ex.claim_verdict(laptop.orderings(study))
     assert verdict.startswith("does not hold as a whole: ")
     assert "ResNet-32 trains better than ResNet-20: holds (+3.3 points" in verdict
     assert "ResNet-44 trains better than ResNet-32: reversed (-1.5 points" in verdict
     # Against the shallowest, both deeper nets train better.
     against = laptop.against_shallowest(study)
-    assert [c.text for c in against] == ["ResNet-32 trains better than ResNet-20",
-                                         "ResNet-44 trains better than ResNet-20"]  # fmt: skip
+    assert [c.text for c in against] == [
+        "ResNet-32 trains better than ResNet-20",
+        "ResNet-44 trains better than ResNet-20",
+    ]
     assert all(c.holds for c in against)
     with pytest.raises(ValueError):
         ex.claim_verdict([])

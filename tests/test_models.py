@@ -63,8 +63,15 @@ def test_cifar_layout() -> None:
     model = build("resnet20")
     assert isinstance(model, CifarResNet)
     assert [name for name, _ in model.named_children()] == [
-        "conv1", "bn1", "relu", "layer1", "layer2", "layer3", "avgpool", "fc",
-    ]  # fmt: skip
+        "conv1",
+        "bn1",
+        "relu",
+        "layer1",
+        "layer2",
+        "layer3",
+        "avgpool",
+        "fc",
+    ]
     assert [m.conv1.out_channels for m in (model.layer1[0], model.layer2[0], model.layer3[0])] == [
         16,
         32,

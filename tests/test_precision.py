@@ -79,15 +79,28 @@ def test_records_from_before_the_field_read_their_precision(tiny, tmp_path):
     run = engine.train(rl.build("resnet20"), tiny, config, device="cpu", progress=False)
     record = results.record_from_run(run)
     del record["precision"]
-    for amp, device_type, expected in [("auto", "cpu", "fp32"), ("bf16", "cpu", "bf16"),
-                                       ("off", "cuda", "fp32"), ("auto", "cuda", "unknown")]:  # fmt: skip
+    for amp, device_type, expected in [
+        ("auto", "cpu", "fp32"),
+        ("bf16", "cpu", "bf16"),
+        ("off", "cuda", "fp32"),
+        ("auto", "cuda", "unknown"),
+    ]:
         rec = dict(record, recipe={**record["recipe"], "amp": amp}, device_type=device_type)
         assert results.RunRecord(rec, None).precision == expected
 
 
 def test_bench_times_the_engine_in_its_precision_and_the_reference_in_fp32():
-    r = bench_mod.bench("resnet20", batch_size=8, steps=1, warmup=0, rounds=1, device="cpu",
-                        data="synthetic", workers=0, amp="bf16")  # fmt: skip
+    r = bench_mod.bench(
+        "resnet20",
+        batch_size=8,
+        steps=1,
+        warmup=0,
+        rounds=1,
+        device="cpu",
+        data="synthetic",
+        workers=0,
+        amp="bf16",
+    )
     assert (r.engine_precision, r.reference_precision) == ("bf16", "fp32")
     text = str(r)
     assert "bf16): " in text and "fp32): " in text

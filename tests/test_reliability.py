@@ -19,8 +19,18 @@ from resnet_lab import cli, engine
 from resnet_lab import engine as E
 from resnet_lab.data import synthetic
 
-TINY = ["--data", "synthetic", "--subset", "2", "--test-subset", "1", "--epochs", "1",
-        "--batch-size", "10"]  # fmt: skip
+TINY = [
+    "--data",
+    "synthetic",
+    "--subset",
+    "2",
+    "--test-subset",
+    "1",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "10",
+]
 
 
 @pytest.mark.parametrize(
@@ -30,18 +40,26 @@ TINY = ["--data", "synthetic", "--subset", "2", "--test-subset", "1", "--epochs"
         (["train", "resnet20", *TINY, "--momentum", "nan"], "--momentum nan: momentum must be in"),
         (["train", "resnet20", *TINY, "--set", "gamma=nan"], "--set gamma=nan: gamma must be"),
         (["train", "resnet20", *TINY, "--set", "warmup_lr=-1"], "--set warmup_lr=-1: warmup_lr"),
-        (["train", "resnet20", *TINY, "--set", "eval_batch_size=0"],
-         "--set eval_batch_size=0: eval_batch_size must be a positive integer"),
+        (
+            ["train", "resnet20", *TINY, "--set", "eval_batch_size=0"],
+            "--set eval_batch_size=0: eval_batch_size must be a positive integer",
+        ),
         (["sweep", "--models", "resnet20", *TINY, "--lr", "-1"], "--lr -1: lr must be"),
-        (["train", "resnet20", "--data", "no/such/cifar.zip"], "'no/such/cifar.zip' does not exist"),
-        (["info", "resnet20", "--input-size", "1", "32", "32"],
-         "takes images with 3 channels (e.g. --input-size 3 32 32)"),
+        (
+            ["train", "resnet20", "--data", "no/such/cifar.zip"],
+            "'no/such/cifar.zip' does not exist",
+        ),
+        (
+            ["info", "resnet20", "--input-size", "1", "32", "32"],
+            "takes images with 3 channels (e.g. --input-size 3 32 32)",
+        ),
         (["info", "resnet20", "--num-classes", "-3"], "--num-classes -3: a classifier needs"),
         (["info", "resnet20", "--num-classes", "0"], "--num-classes 0: a classifier needs"),
     ],
-)  # fmt: skip
-def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(argv, message, tmp_path, monkeypatch,
-                                                           capsys):  # fmt: skip
+)
+def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(
+    argv, message, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
@@ -59,9 +77,17 @@ def test_device_errors_name_the_flag(tmp_path, monkeypatch, capsys):
 
 
 def test_config_errors_name_the_field_for_the_api():
-    for field, value in [("lr", math.inf), ("momentum", math.nan), ("gamma", math.nan),
-                         ("warmup_lr", -1.0), ("eval_batch_size", 0), ("weight_decay", -1e-4),
-                         ("batch_size", 0), ("seed", -1), ("label_smoothing", 1.0)]:  # fmt: skip
+    for field, value in [
+        ("lr", math.inf),
+        ("momentum", math.nan),
+        ("gamma", math.nan),
+        ("warmup_lr", -1.0),
+        ("eval_batch_size", 0),
+        ("weight_decay", -1e-4),
+        ("batch_size", 0),
+        ("seed", -1),
+        ("label_smoothing", 1.0),
+    ]:
         with pytest.raises(E.ConfigError) as info:
             E.recipe("fast", **{field: value})
         assert info.value.field == field and str(info.value).startswith(f"TrainConfig: {field} ")
@@ -80,9 +106,13 @@ def test_info_answers_any_input_size_at_once_with_a_memory_estimate(capsys):
 def tiny_net() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Linear(8, 10),
-    )  # fmt: skip
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +144,9 @@ class _BadFromEpoch(nn.Module):
         return out
 
 
-@pytest.mark.parametrize("what, named", [("test", "the test loss is nan"),
-                                         ("buffer", "net.1.running_var")])  # fmt: skip
+@pytest.mark.parametrize(
+    "what, named", [("test", "the test loss is nan"), ("buffer", "net.1.running_var")]
+)
 @pytest.mark.parametrize("checkpoint_every", [1, 2])
 def test_a_run_with_any_non_finite_value_diverges_and_keeps_its_last_good_epoch(
     data, tmp_path, what, named, checkpoint_every
@@ -232,8 +263,10 @@ def test_the_store_test_suite_fails_on_a_damaged_file_naming_it(tmp_path):
     suite = Path(__file__).resolve().parent / "test_results_store.py"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)],
-        capture_output=True, text=True, env={**os.environ, "RESNET_LAB_CHECK_STORE": str(store)},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RESNET_LAB_CHECK_STORE": str(store)},
+    )
     assert proc.returncode == 1 and "sub/broken.json" in proc.stdout, proc.stdout[-2000:]
     with pytest.warns(UserWarning, match="sub/broken.json"):
         assert results.list_runs(store) == []  # readers go on

@@ -14,13 +14,29 @@ from resnet_lab.engine import Run, recipe
 
 
 def make_run(model="resnet20", seed=0, tags=("t",), variant="synthetic") -> Run:
-    run = Run(model_name=model, config=recipe("fast", epochs=2, seed=seed),
-              data={"variant": variant, "source": "generated", "train_size": 10, "test_size": 5},
-              device="cpu", device_name="cpu (test)", tags=list(tags), status="completed")  # fmt: skip
+    run = Run(
+        model_name=model,
+        config=recipe("fast", epochs=2, seed=seed),
+        data={"variant": variant, "source": "generated", "train_size": 10, "test_size": 5},
+        device="cpu",
+        device_name="cpu (test)",
+        tags=list(tags),
+        status="completed",
+    )
     for e in (1, 2):
-        run.history.append({"epoch": e, "step": 5 * e, "train_loss": 2.0 / e, "train_error": 0.5 / e,
-                            "test_loss": 2.1 / e, "test_error": 0.6 / e, "lr": 0.1,
-                            "images_per_sec": 100.0, "wall_time": float(e)})  # fmt: skip
+        run.history.append(
+            {
+                "epoch": e,
+                "step": 5 * e,
+                "train_loss": 2.0 / e,
+                "train_error": 0.5 / e,
+                "test_loss": 2.1 / e,
+                "test_error": 0.6 / e,
+                "lr": 0.1,
+                "images_per_sec": 100.0,
+                "wall_time": float(e),
+            }
+        )
     return run
 
 

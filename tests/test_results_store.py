@@ -28,8 +28,20 @@ FILES = sorted(p for p in STORE.rglob("*.json") if not p.name.startswith("."))
 DEPTH_STUDY = STORE / "depth-study"
 
 # Hyper-parameters every record must carry to be re-runnable (He et al. 2016, §4.2 names them).
-RECIPE_KEYS = ("recipe", "batch_size", "lr", "momentum", "weight_decay", "schedule",
-               "milestones", "gamma", "warmup_steps", "warmup_lr", "augment", "seed")  # fmt: skip
+RECIPE_KEYS = (
+    "recipe",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "milestones",
+    "gamma",
+    "warmup_steps",
+    "warmup_lr",
+    "augment",
+    "seed",
+)
 VERSION_KEYS = ("python", "torch", "torchvision", "resnet_lab")
 MAX_BYTES = 200_000  # curves, not checkpoints
 
@@ -71,7 +83,7 @@ def sample_record() -> dict:
                 "images_per_sec": 500.0,
                 "wall_time": 100.0,
             }
-        ],  # fmt: skip
+        ],
         "final": {"train_error": 0.5, "test_error": 0.4, "test_loss": 1.2},
     }
 

@@ -79,8 +79,9 @@ def test_show_source_shows_the_real_code():
     assert "def pick_tier" in code.data
 
 
-@pytest.mark.parametrize("choice, message", [("bogus", "unknown device 'bogus'"),
-                                             ("cuda:x", "unknown device")])  # fmt: skip
+@pytest.mark.parametrize(
+    "choice, message", [("bogus", "unknown device 'bogus'"), ("cuda:x", "unknown device")]
+)
 def test_unknown_device_names_the_choices(choice, message):
     with pytest.raises(ValueError, match=message):
         runtime.pick_device(choice)

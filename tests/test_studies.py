@@ -128,8 +128,11 @@ def test_depth_explorer(store):
     assert explorer.default == "56 layers"
     # Figure 6: plain and residual of one depth on the same axes, or every depth of a kind.
     assert explorer.settings() == [
-        "20 layers", "56 layers", "plain, every depth", "residual, every depth"
-    ]  # fmt: skip
+        "20 layers",
+        "56 layers",
+        "plain, every depth",
+        "residual, every depth",
+    ]
     names = list(explorer.data["56 layers"])
     assert names == [f"{n}-56, {c}" for n in ("plain", "ResNet") for c in ("training", "test")]
     every_plain = list(explorer.data["plain, every depth"])[::2]

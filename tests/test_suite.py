@@ -98,9 +98,11 @@ def test_gpu_without_a_gpu_asks_for_dry_run(tmp_path, capsys):
 
 
 def test_seconds_per_image_interpolates_depth_and_picks_the_nearest_batch():
-    pts = [{"depth": 20, "batch_size": 128, "images_per_sec": 1000.0},
-           {"depth": 110, "batch_size": 128, "images_per_sec": 200.0},
-           {"depth": 20, "batch_size": 2048, "images_per_sec": 4000.0}]  # fmt: skip
+    pts = [
+        {"depth": 20, "batch_size": 128, "images_per_sec": 1000.0},
+        {"depth": 110, "batch_size": 128, "images_per_sec": 200.0},
+        {"depth": 20, "batch_size": 2048, "images_per_sec": 4000.0},
+    ]
     assert suite._seconds_per_image(pts, 20, 128) == pytest.approx(1e-3)
     assert suite._seconds_per_image(pts, 65, 100) == pytest.approx(3e-3)  # halfway in depth
     assert suite._seconds_per_image(pts, 20, 4096) == pytest.approx(2.5e-4)
@@ -151,15 +153,29 @@ def test_chapters_dry_run_executes_a_notebook_in_a_kernel(tmp_path):
 
 
 def test_plain_executor_skips_magics_and_records_the_failing_cell(tmp_path):
-    cells = ['x = 1\n%matplotlib inline\nif False:\n    %pip install nothing',
-             "!echo shell", "assert x == 1\nraise ValueError('boom')", "never = 1"]  # fmt: skip
-    nb = {"cells": [{"cell_type": "code", "source": s} for s in cells], "metadata": {},
-          "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
+    cells = [
+        "x = 1\n%matplotlib inline\nif False:\n    %pip install nothing",
+        "!echo shell",
+        "assert x == 1\nraise ValueError('boom')",
+        "never = 1",
+    ]
+    nb = {
+        "cells": [{"cell_type": "code", "source": s} for s in cells],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps(nb))
     result = suite._execute_plain(path, time.monotonic() + 60, tmp_path / "log.txt")
-    assert result == {"status": "error", "code_cells": 4, "cells_run": 2, "cell": 2,
-                      "ename": "ValueError", "evalue": "boom"}  # fmt: skip
+    assert result == {
+        "status": "error",
+        "code_cells": 4,
+        "cells_run": 2,
+        "cell": 2,
+        "ename": "ValueError",
+        "evalue": "boom",
+    }
 
 
 def test_missing_jupyter_says_how_to_bring_the_wheels(tmp_path, monkeypatch, capsys):

@@ -36,13 +36,39 @@ LIMIT = 64 * 2**20
 # pygments, packaging, psutil, python-dateutil, attrs: /work/.library/device/KINDS.md).
 WANTED = ["nbclient", "nbformat", "ipykernel", "ipython", "ipywidgets"]
 ON_GPU_IMAGE = {
-    "attrs", "jinja2", "markupsafe", "packaging", "psutil", "pygments", "python-dateutil",
-    "six", "typing-extensions", "setuptools", "pip", "wheel", "numpy", "matplotlib", "tqdm",
-}  # fmt: skip
+    "attrs",
+    "jinja2",
+    "markupsafe",
+    "packaging",
+    "psutil",
+    "pygments",
+    "python-dateutil",
+    "six",
+    "typing-extensions",
+    "setuptools",
+    "pip",
+    "wheel",
+    "numpy",
+    "matplotlib",
+    "tqdm",
+}
 # The GPU image's interpreter (KINDS.md: Python 3.12.3, x86-64).
-TARGET = ["--python-version", "3.12", "--implementation", "cp", "--abi", "cp312",
-          "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
-          "--platform", "manylinux2014_x86_64", "--platform", "manylinux1_x86_64"]  # fmt: skip
+TARGET = [
+    "--python-version",
+    "3.12",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp312",
+    "--platform",
+    "manylinux_2_28_x86_64",
+    "--platform",
+    "manylinux_2_17_x86_64",
+    "--platform",
+    "manylinux2014_x86_64",
+    "--platform",
+    "manylinux1_x86_64",
+]
 
 
 def _norm(name: str) -> str:
@@ -74,16 +100,30 @@ def pack_data(zip_path: Path, dest: Path) -> Path:
                 raise SystemExit(f"packing check failed at {name}: {tmp} removed")
             got += 1
     tmp.replace(out)
-    print(f"{_shown(out)}: {got} files, {out.stat().st_size / 2**20:.1f} MiB "
-          f"(the zip: {zip_path.stat().st_size / 2**20:.1f} MiB), contents checked")  # fmt: skip
+    print(
+        f"{_shown(out)}: {got} files, {out.stat().st_size / 2**20:.1f} MiB "
+        f"(the zip: {zip_path.stat().st_size / 2**20:.1f} MiB), contents checked"
+    )
     return out
 
 
 def download_wheels(dest: Path) -> list[Path]:
     """Wheels of WANTED and their requirements for the GPU image, minus what it already has."""
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", *TARGET,
-           "-c", str(ROOT / "constraints.txt"), "-d", str(dest), *WANTED]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--only-binary=:all:",
+        *TARGET,
+        "-c",
+        str(ROOT / "constraints.txt"),
+        "-d",
+        str(dest),
+        *WANTED,
+    ]
     subprocess.run(cmd, check=True)
     wheels = sorted(dest.glob("*.whl"))
     for w in wheels:
@@ -100,10 +140,17 @@ def _check_complete(wheels: list[Path]) -> None:
     """Every requirement of every wheel is another wheel here or on the GPU image."""
     from packaging.requirements import Requirement
 
-    env = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
-           "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-           "implementation_name": "cpython", "platform_python_implementation": "CPython",
-           "extra": ""}  # fmt: skip
+    env = {
+        "python_version": "3.12",
+        "python_full_version": "3.12.3",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
     have = {_norm(w.name.split("-")[0]) for w in wheels} | ON_GPU_IMAGE
     missing = set()
     for w in wheels:
@@ -123,8 +170,10 @@ def travelling_size() -> int:
     """Bytes a device call sends: tracked and untracked-not-ignored files, plus .carry/."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.split(b"\0")  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
     tree = sum(
         (ROOT / n.decode()).stat().st_size for n in listed if n and (ROOT / n.decode()).is_file()
     )
