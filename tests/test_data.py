@@ -208,7 +208,7 @@ def _fake_cifar10(tmp_path):
 def fake_cifar(tmp_path, monkeypatch):
     archive, md5, expected = _fake_cifar10(tmp_path)
     spec = D.CIFAR_ARCHIVES["cifar10"]
-    fake = D._Archive(**{**spec.__dict__, "url": archive.as_uri(), "md5": md5})
+    fake = D.cifar._Archive(**{**spec.__dict__, "url": archive.as_uri(), "md5": md5})
     monkeypatch.setitem(D.CIFAR_ARCHIVES, "cifar10", fake)
     cache = tmp_path / "datacache"
     cache.mkdir()
@@ -238,14 +238,14 @@ def test_corrupt_archive_is_reported_deleted_and_downloaded_again(fake_cifar):
     with pytest.warns(UserWarning, match="corrupt or incomplete.*downloading it again"):
         d = D.load_data("cifar10", progress=False)
     assert len(d.train_y) == 20
-    assert D._md5(partial) == D.CIFAR_ARCHIVES["cifar10"].md5
+    assert D.cifar._md5(partial) == D.CIFAR_ARCHIVES["cifar10"].md5
 
 
 def test_download_failing_its_checksum_is_deleted_with_a_clear_error(fake_cifar, monkeypatch):
     cache, _ = fake_cifar
     spec = D.CIFAR_ARCHIVES["cifar10"]
     monkeypatch.setitem(
-        D.CIFAR_ARCHIVES, "cifar10", D._Archive(**{**spec.__dict__, "md5": "0" * 32})
+        D.CIFAR_ARCHIVES, "cifar10", D.cifar._Archive(**{**spec.__dict__, "md5": "0" * 32})
     )
     with pytest.raises(D.DataError, match="fails its MD5 check"):
         D.load_data("cifar10", progress=False)

@@ -35,3 +35,15 @@ def test_the_package_version_is_the_projects():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert resnet_lab.__version__ == project["version"]
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    # setuptools lists packages explicitly; a subpackage left out would be missing after pip install
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "resnet_lab").rglob("__init__.py")
+    }
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
