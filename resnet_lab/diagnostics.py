@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from resnet_lab.models.layers import weight_layers as main_path_layers
+
 __all__ = [
     "activation_stats",
     "block_input_grad_norms",
@@ -83,12 +85,7 @@ def weight_layers(model: nn.Module) -> list[nn.Module]:
     layers = getattr(model, "layers", None)
     if layers is not None:
         return list(layers)
-    return [
-        m
-        for name, m in model.named_modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear))
-        and not {"shortcut", "downsample"} & set(name.split("."))
-    ]
+    return [m for _, m in main_path_layers(model)]
 
 
 def layer_grad_norms(

@@ -75,6 +75,7 @@ from torch import nn
 from resnet_lab import checkpoint as ckpt
 from resnet_lab import distributed, provenance, runtime
 from resnet_lab.data import GpuLoader, ImageData, default_channels_last
+from resnet_lab.models.layers import weight_layers
 
 __all__ = [
     "RECIPES",
@@ -451,12 +452,7 @@ def model_depth(model: nn.Module) -> int:
     depth = getattr(model, "depth", None)
     if isinstance(depth, int):
         return depth
-    count = 0
-    for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            if not any(part in ("shortcut", "downsample") for part in name.split(".")):
-                count += 1
-    return count
+    return len(weight_layers(model))
 
 
 def _model_name(model: nn.Module, name: str | None) -> str:
@@ -685,11 +681,9 @@ def _deterministic(enabled: bool, device: torch.device) -> Iterator[None]:
 
 
 def _weight_layers(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    return [
-        (name, m.weight)
-        for name, m in model.named_modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.requires_grad
-    ]
+    """Every weight layer's weight, shortcuts included (for per-layer gradient norms)."""
+    layers = weight_layers(model, shortcuts=True)
+    return [(name, m.weight) for name, m in layers if m.weight.requires_grad]
 
 
 class _Progress:

@@ -463,3 +463,11 @@ def test_zero_init_name_builds_the_same_net_with_identity_blocks():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 32, 32)
     assert zi.eval()(x).shape == (2, 10)
+
+
+def test_weight_layers_count_the_main_path_as_the_papers_depth():
+    from resnet_lab.models import weight_layers
+
+    projected = build("resnet56", shortcut="B")  # two 1x1 projection convs on shortcuts
+    assert len(weight_layers(projected)) == len(weight_layers(build("plain56"))) == 56
+    assert len(weight_layers(projected, shortcuts=True)) == 58

@@ -24,6 +24,7 @@ from resnet_lab.models.blocks import (
 )
 from resnet_lab.models.cifar import CifarPreActResNet, CifarResNet
 from resnet_lab.models.imagenet import ResNet
+from resnet_lab.models.layers import weight_layers
 from resnet_lab.models.registry import DepthError, build, list_models, register_model
 from resnet_lab.models.toy import ConvStack, DeepMLP
 
@@ -45,6 +46,7 @@ __all__ = [
     "list_models",
     "make_shortcut",
     "register_model",
+    "weight_layers",
     "residual_blocks",
     "zero_init_last_bn",
 ]
