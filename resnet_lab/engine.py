@@ -468,6 +468,15 @@ def _model_name(model: nn.Module, name: str | None) -> str:
 # ----------------------------------------------------------------------------- the run
 
 
+def history_curve(history: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(epochs, values) of one key of a run's per-epoch history, skipping epochs where it is None.
+
+    One rule for a run in memory (:meth:`Run.curve`) and a stored one
+    (:meth:`resnet_lab.results.RunRecord.curve`)."""
+    pts = [(h["epoch"], h[key]) for h in history if h.get(key) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
 @dataclass
 class Run:
     """A training run: configuration, provenance and history (a list of per-epoch dicts).
@@ -535,8 +544,7 @@ class Run:
 
     def curve(self, key: str) -> tuple[list[float], list[float]]:
         """(epochs, values) of one history key, skipping epochs where it is None."""
-        pts = [(h["epoch"], h[key]) for h in self.history if h.get(key) is not None]
-        return [p[0] for p in pts], [p[1] for p in pts]
+        return history_curve(self.history, key)
 
     def __repr__(self) -> str:
         f = self.final

@@ -235,8 +235,9 @@ class RunRecord(Mapping):
 
     def curve(self, key: str) -> tuple[list[float], list[float]]:
         """(epochs, values) of one history key, skipping epochs where it is None."""
-        pts = [(h["epoch"], h[key]) for h in self.record["history"] if h.get(key) is not None]
-        return [p[0] for p in pts], [p[1] for p in pts]
+        from resnet_lab.engine import history_curve
+
+        return history_curve(self.record["history"], key)
 
     def test_curve(self) -> tuple[list[int], list[float]]:
         """(iterations, test error) at every evaluation of the run, in order.
