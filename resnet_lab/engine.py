@@ -101,14 +101,16 @@ __all__ = [
 SCHEDULES = ("multistep", "onecycle", "cosine", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 # Fields that may differ when a run is resumed: they do not change what is computed.
-_RESUME_FREE = {
-    "log_every_steps",
-    "eval_every_steps",
-    "eval_batch_size",
-    "compile",
-    "checkpoint_every",
-    "amp",
-}
+# A TrainConfig field marked so changes how often a run logs, evaluates, checkpoints or
+# compiles, never what it computes: results that differ only there train alike.
+_BOOKKEEPING = {"bookkeeping": True}
+
+
+def bookkeeping_fields() -> frozenset[str]:
+    """The :class:`TrainConfig` fields that do not change what a run computes."""
+    return frozenset(
+        f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("bookkeeping")
+    )
 
 
 class StopTraining(Exception):  # noqa: N818 - a signal, not an error
@@ -228,15 +230,15 @@ class TrainConfig:
     #: channels-last memory layout; None = on CUDA and CPU (not MPS)
     channels_last: bool | None = None
     #: wrap the model in torch.compile
-    compile: bool = False
+    compile: bool = field(default=False, metadata=_BOOKKEEPING)
     #: evaluate on the test split every this many epochs (and always at the end)
     eval_every: int = 1
     #: also evaluate every this many steps, into that step's record (0 = never); gives
     #: test curves against iterations like the paper's Figure 6 for runs of few epochs
-    eval_every_steps: int = 0
+    eval_every_steps: int = field(default=0, metadata=_BOOKKEEPING)
     #: record a step entry (and call 'step' callbacks) every this many steps; 0 = never
     #: (a step evaluation from ``eval_every_steps`` still makes its record)
-    log_every_steps: int = 50
+    log_every_steps: int = field(default=50, metadata=_BOOKKEEPING)
     #: record per-layer gradient norms (mean over each epoch) in the history
     grad_norms: bool = False
     #: seeds the data order and augmentation (build the model under torch.manual_seed yourself)
@@ -244,8 +246,8 @@ class TrainConfig:
     #: deterministic algorithms (resume reproduces the uninterrupted run exactly on CPU)
     deterministic: bool = False
     #: save a checkpoint every this many epochs (when a checkpoint path is given)
-    checkpoint_every: int = 1
-    eval_batch_size: int = 1000
+    checkpoint_every: int = field(default=1, metadata=_BOOKKEEPING)
+    eval_batch_size: int = field(default=1000, metadata=_BOOKKEEPING)
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` (a ValueError naming the field) for impossible settings;
@@ -325,13 +327,7 @@ class TrainConfig:
         """Whether a stored recipe (``to_dict`` form, possibly from an older version) trains
         the same way: every field equal except how often it logs, evaluates, checkpoints,
         and whether it compiles."""
-        bookkeeping = {
-            "log_every_steps",
-            "eval_every_steps",
-            "eval_batch_size",
-            "checkpoint_every",
-            "compile",
-        }
+        bookkeeping = bookkeeping_fields()
         other = TrainConfig.from_dict(recipe).to_dict()
         mine = self.to_dict()
         return all(other[k] == mine[k] for k in mine if k not in bookkeeping)
@@ -1372,10 +1368,13 @@ def _epoch_line(r: dict[str, Any], n_epochs: int) -> str:
 def _check_resume(path: Path, state: dict[str, Any], config: TrainConfig, run: Run) -> None:
     saved = state["config"]
     now = config.to_dict()
+    # amp may change too: it is a request ('auto' is bf16 on one CPU, fp32 on another), and
+    # so a run may continue on another machine.
+    resume_free = bookkeeping_fields() | {"amp"}
     diffs = [
         f"{k}={saved.get(k)!r} (checkpoint) vs {now[k]!r} (now)"
         for k in now
-        if k not in _RESUME_FREE and k in saved and saved.get(k) != now[k]
+        if k not in resume_free and k in saved and saved.get(k) != now[k]
     ]
     if diffs:
         raise ckpt.CheckpointError(
