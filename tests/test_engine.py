@@ -302,7 +302,7 @@ def test_out_of_memory_while_moving_the_data_suggests_a_subset(data, monkeypatch
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(E, "GpuLoader", oom)
+    monkeypatch.setattr(E.loop, "GpuLoader", oom)
     with pytest.raises(E.OutOfMemory, match=r"does not fit.*train_per_class=N") as info:
         E.train(tiny_net(), data, small(), progress=False)
     assert info.value.run is None
@@ -310,8 +310,8 @@ def test_out_of_memory_while_moving_the_data_suggests_a_subset(data, monkeypatch
 
 def test_nan_at_an_epoch_end_is_caught_before_the_epoch_is_recorded(data, monkeypatch):
     # On a GPU the NaN check runs every few dozen steps; an epoch's record must not hold NaN.
-    monkeypatch.setattr(E, "_nan_check_interval", lambda device, config: 50)
-    steps = len(E.GpuLoader(data.train_x, data.train_y, 32, True, data.mean, data.std, "cpu"))
+    monkeypatch.setattr(E.loop, "_nan_check_interval", lambda device, config: 50)
+    steps = len(E.loop.GpuLoader(data.train_x, data.train_y, 32, True, data.mean, data.std, "cpu"))
     with pytest.raises(E.TrainingDiverged) as info:
         E.train(
             _NanAfter(tiny_net(), steps - 1),

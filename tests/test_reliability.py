@@ -190,7 +190,7 @@ def test_the_divergence_hint_names_an_unusual_setting_in_the_callers_words(data)
 
 
 def test_a_batch_that_cannot_fit_is_refused_before_training(data, monkeypatch):
-    monkeypatch.setattr(E, "_available_memory", lambda device: 1_000_000)
+    monkeypatch.setattr(E.checks, "_available_memory", lambda device: 1_000_000)
     with pytest.raises(
         E.OutOfMemory, match=r"a training batch of 32 images needs at least"
     ) as info:
@@ -205,7 +205,7 @@ def test_a_batch_that_cannot_fit_is_refused_before_training(data, monkeypatch):
 
 def test_the_command_line_refuses_a_huge_batch_naming_the_flag(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(E, "_available_memory", lambda device: 20_000_000)
+    monkeypatch.setattr(E.checks, "_available_memory", lambda device: 20_000_000)
     assert cli.main(["train", "resnet20", *TINY, "--batch-size", "100000"]) == 2
     err = capsys.readouterr().err
     assert "needs at least" in err and "--batch-size " in err and "Traceback" not in err
