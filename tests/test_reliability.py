@@ -17,6 +17,7 @@ from torch import nn
 
 from resnet_lab import cli, engine
 from resnet_lab import engine as E
+from resnet_lab.cli.flags import _spell_flag
 from resnet_lab.data import synthetic
 
 TINY = [
@@ -179,11 +180,11 @@ def test_the_divergence_hint_names_an_unusual_setting_in_the_callers_words(data)
     exc = info.value
     assert "momentum 0.995 is above 0.99" in str(exc) and "(momentum=0.9)" in str(exc)
     assert "lower the learning rate" not in str(exc)
-    assert "(--momentum 0.9)" in exc.explain(cli._spell_flag)
+    assert "(--momentum 0.9)" in exc.explain(_spell_flag)
     with pytest.raises(E.TrainingDiverged) as info:
         E.train(_BadFromEpoch(1, "test"), data, small(), progress=False)
     assert "lower the learning rate (lr=" in str(info.value)
-    assert "(--lr " in info.value.explain(cli._spell_flag)
+    assert "(--lr " in info.value.explain(_spell_flag)
 
 
 # ----------------------------------------------------------------------------- memory

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from resnet_lab import cli, results, suite
+from resnet_lab.suite import chapters, gpu, throughput
+from resnet_lab.suite.common import _Context
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,9 +86,9 @@ def test_compiled_stage_killed_at_its_deadline_is_recorded(tmp_path):
 
     report = suite.Report(tmp_path, "gpu", suite.Budget(60), lambda d: "# x\n")
     data = load_data("synthetic", train_per_class=4, test_per_class=1)
-    ctx = suite._Context(suite.DRY_RUN, report, "cpu", data, "synthetic", tmp_path, [])
+    ctx = _Context(suite.DRY_RUN, report, "cpu", data, "synthetic", tmp_path, [])
     t0 = time.monotonic()
-    entry = suite._compiled_stage(ctx, seconds=0.3)  # far too short to import torch
+    entry = throughput._compiled_stage(ctx, seconds=0.3)  # far too short to import torch
     assert time.monotonic() - t0 < 5
     assert entry["status"] == "partial" and "deadline" in entry["reason"]
     assert {r["skipped"] for r in entry["results"]} == {"the stage's time ran out"}
@@ -103,11 +105,11 @@ def test_seconds_per_image_interpolates_depth_and_picks_the_nearest_batch():
         {"depth": 110, "batch_size": 128, "images_per_sec": 200.0},
         {"depth": 20, "batch_size": 2048, "images_per_sec": 4000.0},
     ]
-    assert suite._seconds_per_image(pts, 20, 128) == pytest.approx(1e-3)
-    assert suite._seconds_per_image(pts, 65, 100) == pytest.approx(3e-3)  # halfway in depth
-    assert suite._seconds_per_image(pts, 20, 4096) == pytest.approx(2.5e-4)
-    assert suite._seconds_per_image(pts, 40, 4096) == pytest.approx(5e-4)  # one point: ~depth
-    assert suite._seconds_per_image([], 20, 128) is None
+    assert gpu._seconds_per_image(pts, 20, 128) == pytest.approx(1e-3)
+    assert gpu._seconds_per_image(pts, 65, 100) == pytest.approx(3e-3)  # halfway in depth
+    assert gpu._seconds_per_image(pts, 20, 4096) == pytest.approx(2.5e-4)
+    assert gpu._seconds_per_image(pts, 40, 4096) == pytest.approx(5e-4)  # one point: ~depth
+    assert gpu._seconds_per_image([], 20, 128) is None
 
 
 def test_carried_tar_xz_becomes_the_same_zip(tmp_path):
@@ -167,7 +169,7 @@ def test_plain_executor_skips_magics_and_records_the_failing_cell(tmp_path):
     }
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps(nb))
-    result = suite._execute_plain(path, time.monotonic() + 60, tmp_path / "log.txt")
+    result = chapters._execute_plain(path, time.monotonic() + 60, tmp_path / "log.txt")
     assert result == {
         "status": "error",
         "code_cells": 4,
@@ -179,9 +181,9 @@ def test_plain_executor_skips_magics_and_records_the_failing_cell(tmp_path):
 
 
 def test_missing_jupyter_says_how_to_bring_the_wheels(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(suite, "_missing", lambda modules: ["nbclient"])
+    monkeypatch.setattr(chapters, "_missing", lambda modules: ["nbclient"])
     report = suite.Report(tmp_path, "chapters", suite.Budget(10), lambda d: "# x\n")
-    assert suite._pick_executor("auto", None, report) == ("exec", None)
+    assert chapters._pick_executor("auto", None, report) == ("exec", None)
     assert "tools/gpu_carry.py" in capsys.readouterr().out
     with pytest.raises(ValueError, match="--wheels"):
-        suite._pick_executor("nbclient", None, report)
+        chapters._pick_executor("nbclient", None, report)

@@ -16,6 +16,16 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 _BOOKKEEPING = {"bookkeeping": True}
 
 
+def _flag(spelling: str, help: str | None = None, **argparse_options: Any) -> dict[str, Any]:
+    """Metadata that gives a TrainConfig field a flag of ``resnet-lab train`` and ``sweep``.
+
+    ``resnet_lab.cli`` makes the flag from it and the field's type (a ``bool`` becomes a
+    switch); ``argparse_options`` may be ``metavar`` and ``choices``. Every other field is
+    reached with ``--set FIELD=VALUE``.
+    """
+    return {"flag": spelling, "help": help, **argparse_options}
+
+
 def bookkeeping_fields() -> frozenset[str]:
     """The :class:`TrainConfig` fields that do not change what a run computes."""
     return frozenset(
@@ -32,53 +42,96 @@ class TrainConfig:
 
     recipe: str = "custom"
     #: passes over the training set (mutually exclusive with ``iterations``)
-    epochs: int | None = 10
+    epochs: int | None = field(
+        default=10, metadata=_flag("--epochs", "passes over the training set")
+    )
     #: optimizer steps in all; the paper counts iterations (64k)
-    iterations: int | None = None
+    iterations: int | None = field(
+        default=None, metadata=_flag("--iterations", "optimizer steps (the paper: 64000)")
+    )
     #: global batch size (split across processes under torchrun)
-    batch_size: int = 128
+    batch_size: int = field(
+        default=128,
+        metadata=_flag("--batch-size", "global batch size (split across processes under torchrun)"),
+    )
     #: peak learning rate
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    lr: float = field(default=0.1, metadata=_flag("--lr", "peak learning rate"))
+    momentum: float = field(default=0.9, metadata=_flag("--momentum", "SGD momentum"))
+    weight_decay: float = field(default=1e-4, metadata=_flag("--weight-decay", "SGD weight decay"))
     nesterov: bool = False
     #: 'multistep' (paper), 'onecycle', 'cosine' or 'constant'
-    schedule: str = "multistep"
+    schedule: str = field(
+        default="multistep",
+        metadata=_flag(
+            "--schedule", "learning-rate schedule (the paper's: multistep)", choices=SCHEDULES
+        ),
+    )
     #: multistep: fractions of training where lr is multiplied by ``gamma`` (paper: 32k/64k, 48k/64k)
     milestones: tuple[float, ...] = (0.5, 0.75)
     gamma: float = 0.1
     #: onecycle: fraction of training spent rising from 0 to ``lr``
     pct_start: float = 0.25
     #: constant warm-up (He et al. 2016, §4.2): this many first steps at ``warmup_lr`` ...
-    warmup_steps: int = 0
+    warmup_steps: int = field(
+        default=0, metadata=_flag("--warmup-steps", "steps at the warm-up lr (paper: 400)")
+    )
     warmup_lr: float = 0.01
     #: ... only for networks at least this deep (paper: 110 layers)
     warmup_min_depth: int = 0
-    label_smoothing: float = 0.0
+    label_smoothing: float = field(
+        default=0.0, metadata=_flag("--label-smoothing", "label smoothing of the loss (0: none)")
+    )
     #: pad-4 random crop + horizontal flip (paper §4.2)
     augment: bool = True
     #: 'auto' (bf16 on A100/H100 and on CPUs with native bf16, fp16 + gradient scaling on
     #: older GPUs, else fp32),
     #: 'bf16', 'fp16' or 'off'
-    amp: str = "auto"
+    amp: str = field(
+        default="auto",
+        metadata=_flag(
+            "--amp",
+            "mixed precision (auto: bf16 where the device has it, fp16 on older GPUs, else off)",
+            choices=AMP_MODES,
+        ),
+    )
     #: channels-last memory layout; None = on CUDA and CPU (not MPS)
     channels_last: bool | None = None
     #: wrap the model in torch.compile
-    compile: bool = field(default=False, metadata=_BOOKKEEPING)
+    compile: bool = field(
+        default=False, metadata=_BOOKKEEPING | _flag("--compile", "use torch.compile")
+    )
     #: evaluate on the test split every this many epochs (and always at the end)
     eval_every: int = 1
     #: also evaluate every this many steps, into that step's record (0 = never); gives
     #: test curves against iterations like the paper's Figure 6 for runs of few epochs
-    eval_every_steps: int = field(default=0, metadata=_BOOKKEEPING)
+    eval_every_steps: int = field(
+        default=0,
+        metadata=_BOOKKEEPING
+        | _flag(
+            "--eval-every-steps",
+            "also evaluate on the test split every STEPS steps (test curves against "
+            "iterations; costs one test pass each)",
+            metavar="STEPS",
+        ),
+    )
     #: record a step entry (and call 'step' callbacks) every this many steps; 0 = never
     #: (a step evaluation from ``eval_every_steps`` still makes its record)
-    log_every_steps: int = field(default=50, metadata=_BOOKKEEPING)
+    log_every_steps: int = field(
+        default=50,
+        metadata=_BOOKKEEPING
+        | _flag("--log-every", "record a step entry every STEPS steps", metavar="STEPS"),
+    )
     #: record per-layer gradient norms (mean over each epoch) in the history
-    grad_norms: bool = False
+    grad_norms: bool = field(
+        default=False, metadata=_flag("--grad-norms", "record per-layer gradient norms each epoch")
+    )
     #: seeds the data order and augmentation (build the model under torch.manual_seed yourself)
     seed: int = 0
     #: deterministic algorithms (resume reproduces the uninterrupted run exactly on CPU)
-    deterministic: bool = False
+    deterministic: bool = field(
+        default=False,
+        metadata=_flag("--deterministic", "deterministic algorithms (exactly reproducible on CPU)"),
+    )
     #: save a checkpoint every this many epochs (when a checkpoint path is given)
     checkpoint_every: int = field(default=1, metadata=_BOOKKEEPING)
     eval_batch_size: int = field(default=1000, metadata=_BOOKKEEPING)
