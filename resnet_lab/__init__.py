@@ -8,42 +8,43 @@ Quick tour::
     rl.list_models()                      # every registered name
     print(rl.summary(model))              # per-stage shapes, parameters, multiply-adds
 
-Submodules: ``models`` (architectures), ``summary``, ``data``, ``engine`` (training),
-``results`` (the results store), ``diagnostics``, ``plots``, ``widgets`` (live
-ipywidgets controls), ``explorer`` (kernel-free explorers for the HTML book), ``cli``.
+The package, by job (each subpackage's docstring says what it holds)::
+
+    models/     every ResNet of the papers, built by name (rl.build)
+    data/       datasets as tensors (CIFAR, image folders, synthetic), a device-resident loader
+    engine/     training: recipes, mixed precision, checkpoints, resumable runs
+    results/    the results store (one JSON record per run) and the studies read from it
+    analysis/   measurements of networks: gradients, lesions, loss landscapes, experiments
+    book/       what only the chapters use: explorers, widgets, figures, tables, notebook glue
+
+and the modules beside them: ``cli``, ``suite`` and ``bench`` (the ``resnet-lab`` command),
+``summary`` (shapes, parameters, multiply-adds), ``runtime`` (device, size tier, caches),
+``io``, ``checkpoint``, ``distributed`` and ``provenance``, which the engine builds on.
 """
 
 from importlib import import_module
 
 from resnet_lab._version import __version__
+from resnet_lab.book.notebook import glue, show_source
 from resnet_lab.models import build, list_models
-from resnet_lab.notebook import glue, show_source
 from resnet_lab.runtime import Setup, pick_device, pick_tier, setup
 from resnet_lab.summary import count_macs, count_parameters, summary
 
 # Submodules load on first use (rl.data, rl.engine, ...), so `import resnet_lab` stays light.
 _SUBMODULES = {
+    "analysis",
     "bench",
+    "book",
     "checkpoint",
     "cli",
     "data",
-    "diagnostics",
     "distributed",
     "engine",
-    "experiments",
-    "explorer",
     "io",
-    "landscape",
-    "laptop",
-    "lesion",
     "models",
-    "notebook",
-    "plots",
     "results",
     "runtime",
-    "studies",
     "summary",
-    "widgets",
 }
 
 

@@ -51,7 +51,7 @@ def _python(line: str) -> str:
 def imported(source: str) -> tuple[set[str], set[str]]:
     """``(modules, names)`` of resnet_lab that ``source`` uses.
 
-    ``modules``: every module it imports, or reaches as an attribute (``rl.studies``);
+    ``modules``: every module it imports, or reaches as an attribute (``rl.results.studies``);
     ``names``: the package-level objects it takes (``rl.build``, ``from resnet_lab import glue``).
     """
     modules: set[str] = set()
@@ -72,7 +72,7 @@ def imported(source: str) -> tuple[set[str], set[str]]:
             for alias in node.names:
                 if alias.name.split(".")[0] == PACKAGE:
                     modules.add(alias.name)
-                    # `import resnet_lab.plots` binds `resnet_lab`; `... as p` binds the module.
+                    # `import resnet_lab.book.plots` binds `resnet_lab`; `... as p` binds the module.
                     aliases[alias.asname or PACKAGE] = alias.name if alias.asname else PACKAGE
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == PACKAGE:
             assert node.module is not None
@@ -82,10 +82,20 @@ def imported(source: str) -> tuple[set[str], set[str]]:
                 if _is_module(f"{node.module}.{alias.name}"):
                     aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
     for node in ast.walk(tree):
-        # rl.studies.x, rl.build(...), resnet_lab.plots.plot_x(...): outermost name first.
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if node.value.id in aliases:
-                take(aliases[node.value.id], node.attr)
+        # rl.build(...), rl.results.studies.x, resnet_lab.book.plots.plot_x(...): from the
+        # outermost name in, through every module the chain names, to what it takes there.
+        chain, inner = [], node
+        while isinstance(inner, ast.Attribute):
+            chain.insert(0, inner.attr)
+            inner = inner.value
+        if chain and isinstance(inner, ast.Name) and inner.id in aliases:
+            module = aliases[inner.id]
+            for attr in chain:
+                if not _is_module(f"{module}.{attr}"):
+                    take(module, attr)
+                    break
+                module = f"{module}.{attr}"
+                modules.add(module)
     modules.discard(PACKAGE)  # the package itself is this page; its names are checked below
     return modules, names
 
@@ -144,7 +154,12 @@ def test_chapters_import_resnet_lab(uses) -> None:
     # Guards the parser: were it to find nothing, every other test here would pass vacuously.
     assert len(uses) == len(CHAPTERS) > 0
     modules = set().union(*(m for m, _ in uses.values()))
-    assert {"resnet_lab.studies", "resnet_lab.lesion", "resnet_lab.engine"} <= modules
+    assert {
+        "resnet_lab.results.studies",
+        "resnet_lab.book.reproduction",
+        "resnet_lab.analysis.lesion",
+        "resnet_lab.engine",
+    } <= modules
     assert "build" in set().union(*(n for _, n in uses.values()))
 
 
@@ -158,7 +173,7 @@ def test_api_page_documents_every_package_level_name_a_chapter_uses(uses) -> Non
     assert not missing, "book/api.md documents none of " + "; ".join(missing)
 
 
-@pytest.mark.parametrize("module", ["resnet_lab.studies", "resnet_lab.models.blocks"])
+@pytest.mark.parametrize("module", ["resnet_lab.results.studies", "resnet_lab.models.blocks"])
 def test_a_removed_entry_is_named(uses, module: str) -> None:
     page = re.sub(rf"^\.\. automodule:: {re.escape(module)}\n", "", API.read_text(), flags=re.M)
     assert any(m.startswith(f"{module} (") for m in missing_modules(page, uses))
@@ -166,16 +181,19 @@ def test_a_removed_entry_is_named(uses, module: str) -> None:
 
 def test_parser_reads_every_form_of_import() -> None:
     source = (
-        "import resnet_lab as rl\nimport resnet_lab.plots\n"
-        "from resnet_lab import lesion as ls, glue\nfrom resnet_lab.models.blocks import BasicBlock\n"
-        "rl.studies.table6(); rl.build('resnet20'); resnet_lab.plots.plot_block_values()\n"
-        "ls.delete_blocks"
+        "import resnet_lab as rl\nimport resnet_lab.book.plots\n"
+        "from resnet_lab import analysis as an, glue\nfrom resnet_lab.models.blocks import BasicBlock\n"
+        "rl.results.studies.matched_runs(); rl.build('resnet20')\n"
+        "resnet_lab.book.plots.plot_block_values(); an.lesion.delete_blocks"
     )
     modules, names = imported(source)
     assert modules == {
-        "resnet_lab.plots",
-        "resnet_lab.lesion",
+        "resnet_lab.book",
+        "resnet_lab.book.plots",
+        "resnet_lab.analysis",
+        "resnet_lab.analysis.lesion",
         "resnet_lab.models.blocks",
-        "resnet_lab.studies",
+        "resnet_lab.results",
+        "resnet_lab.results.studies",
     }
     assert names == {"glue", "build"}

@@ -21,10 +21,10 @@ DOCUMENTED = [
     "data",
     "engine",
     "results",
-    "diagnostics",
-    "plots",
-    "explorer",
-    "widgets",
+    "analysis.diagnostics",
+    "book.plots",
+    "book.explorer",
+    "book.widgets",
 ]
 
 
@@ -77,7 +77,7 @@ def test_api_reference_covers_the_package():
     missing = [
         f"resnet_lab.{name}"
         for name in DOCUMENTED
-        if ((package / f"{name}.py").exists() or (package / name).is_dir())
+        if ((package / f"{name.replace('.', '/')}.py").exists() or (package / name).is_dir())
         and f"resnet_lab.{name}" not in listed
     ]
     assert not missing, f"book/api.md lacks `.. automodule::` entries for {missing}"

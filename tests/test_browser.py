@@ -7,7 +7,7 @@ Run by ``make test`` after ``make book`` (marker ``browser``); alone::
 Every page of ``_build/html`` is visited once with the network blocked. A page fails on
 any JavaScript error or failed load, a broken image, or a resource that is not a local
 file. Chapter pages must show figures and their Colab button; every explorer (a Plotly
-figure, :mod:`resnet_lab.explorer`) must redraw when any of its drop-downs changes and
+figure, :mod:`resnet_lab.book.explorer`) must redraw when any of its drop-downs changes and
 hide a curve when its legend entry is clicked; at phone width (390 px) its labels must
 stay >= 10 px and its drop-downs >= 32 px tall; search must find pages. Full-page
 screenshots of every chapter at 1280 px and 390 px are saved in ``_build/screenshots/``.

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_lab import diagnostics as dg
+from resnet_lab.analysis import diagnostics as dg
 
 
 def mlp(depth: int, activation: str, init: str, norm: bool = False, width: int = 64) -> nn.Module:
@@ -243,3 +243,20 @@ def test_toy_mlp_from_models_vanishes_with_sigmoid():
     )
     norms = dg.layer_grad_norms(net, *batch())
     assert len(norms) == 20 and dg.decay_rate(norms) < 0.5
+
+
+def test_shortcut_path_identity_only_for_preactivation():
+    from resnet_lab.models import build
+
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    original = build("resnet20")
+    before = {k: v.clone() for k, v in original.state_dict().items()}
+    pre = build("cifar_preact_resnet", depth=20)
+    p_orig, p_pre = dg.shortcut_path(original, x), dg.shortcut_path(pre, x)
+    assert len(p_orig["deviation"]) == len(p_pre["deviation"]) == 7  # 9 blocks, 2 downsample
+    assert min(p_orig["clipped"]) > 0.01 and min(p_orig["unrolled"]) > 0.05
+    assert max(p_pre["deviation"]) < 1e-6 and max(p_pre["unrolled"]) < 1e-5
+    assert max(p_pre["clipped"]) < 0.01  # only float rounding differs
+    for k, v in original.state_dict().items():
+        assert torch.equal(v, before[k]), k  # measured on a copy

@@ -6,7 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from resnet_lab import diagrams  # noqa: E402
+from resnet_lab.book import diagrams  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

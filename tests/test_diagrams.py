@@ -6,7 +6,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from resnet_lab import diagrams
+from resnet_lab.book import diagrams
 from resnet_lab.data import ImageData
 
 # A figure as wide as these is shown about 350 px wide on a 390 px phone screen.

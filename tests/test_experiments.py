@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from resnet_lab import experiments as ex
+from resnet_lab.analysis import experiments as ex
 from resnet_lab.models import build, residual_blocks
 
 
@@ -90,7 +90,7 @@ def test_claim_verdict_of_several_claims_is_the_weakest():
 
 
 def test_claim_verdict_of_a_mixed_ordering_says_which_part_holds():
-    from resnet_lab import laptop
+    from resnet_lab.results import laptop
 
     def net(depth, train):
         return laptop.SeedSummary(
@@ -118,7 +118,7 @@ def test_claim_verdict_of_a_mixed_ordering_says_which_part_holds():
 
 
 def test_claim_verdict_reads_laptop_claims():
-    from resnet_lab import laptop
+    from resnet_lab.results import laptop
 
     one = laptop.SeedSummary("plain", 20, "plain20", (0,), (40.0,), (45.0,), ())
     deep = laptop.SeedSummary("plain", 56, "plain56", (0,), (70.0,), (71.0,), ())

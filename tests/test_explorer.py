@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from resnet_lab.explorer import Explorer, Series
+from resnet_lab.book.explorer import Explorer, Series
 
 EPOCHS = [1, 2, 3, 4, 5]
 

@@ -22,7 +22,8 @@ def test_the_notebook_stack_is_an_optional_extra():
 def test_training_and_the_command_line_import_no_notebook_package():
     code = (
         "import sys, resnet_lab as rl, resnet_lab.engine, resnet_lab.cli, resnet_lab.bench, "
-        "resnet_lab.data, resnet_lab.results, resnet_lab.laptop, resnet_lab.studies\n"
+        "resnet_lab.data, resnet_lab.results, resnet_lab.results.laptop, resnet_lab.results.studies, "
+        "resnet_lab.analysis.diagnostics, resnet_lab.book.reproduction\n"
         "rl.build('resnet20')\n"
         "print(sorted(m for m in ('ipywidgets', 'plotly', 'IPython') if m in sys.modules))"
     )

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_lab import landscape as ls
+from resnet_lab.analysis import landscape as ls
 
 
 def _net() -> nn.Module:

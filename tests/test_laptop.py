@@ -7,8 +7,8 @@ import math
 import pytest
 from test_studies import record
 
-from resnet_lab import laptop
-from resnet_lab.results import save_run
+from resnet_lab.book import reproduction
+from resnet_lab.results import laptop, save_run
 
 
 def seeded(model: str, seed: int, train: float, test: float, **kw) -> dict:
@@ -75,6 +75,6 @@ def test_depth_figure_draws_every_network(store):
     import matplotlib
 
     matplotlib.use("Agg")
-    ax = laptop.depth_figure(laptop.laptop_study(store))
+    ax = reproduction.depth_figure(laptop.laptop_study(store))
     assert len(ax.containers) == 4  # plain and residual, training and test
     assert ax.get_xlabel() == "depth (weight layers)"

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_lab import lesion
+from resnet_lab.analysis import lesion
 from resnet_lab.models.blocks import BasicBlock, PreActBasicBlock, init_weights
 
 

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.figure import Figure
 
-from resnet_lab import plots
+from resnet_lab.book import plots
 
 
 def test_plot_layer_norms_log_scale_labels_and_fit():

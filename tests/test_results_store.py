@@ -179,7 +179,7 @@ def test_outside_a_checkout_train_writes_where_list_runs_reads(tmp_path, monkeyp
     """pip-installed (Colab): the shipped runs are listed, new runs go to ./results and are listed too."""
     from test_studies import record
 
-    from resnet_lab import results as R
+    from resnet_lab.results import store as R
 
     shipped = tmp_path / "site-packages" / "resnet_lab" / "stored_results"
     shipped.mkdir(parents=True)

@@ -1,13 +1,11 @@
-"""The depth study readers of chapter 6 and the shortcut measurement of chapter 7."""
+"""The depth study of chapter 6: its runs in the results store and how the chapters show them."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
-import resnet_lab as rl
-from resnet_lab import studies
-from resnet_lab.results import SCHEMA, list_runs, save_run
+from resnet_lab.book import reproduction
+from resnet_lab.results import SCHEMA, list_runs, save_run, studies
 
 
 def record(
@@ -124,7 +122,7 @@ def test_test_curve_merges_step_and_epoch_evaluations(tmp_path):
 
 
 def test_depth_explorer(store):
-    explorer = studies.depth_explorer(studies.depth_study(store=store), store=store)
+    explorer = reproduction.depth_explorer(studies.depth_study(store=store), store=store)
     assert explorer.default == "56 layers"
     # Figure 6: plain and residual of one depth on the same axes, or every depth of a kind.
     assert explorer.settings() == [
@@ -138,13 +136,13 @@ def test_depth_explorer(store):
     every_plain = list(explorer.data["plain, every depth"])[::2]
     assert every_plain == ["plain-20, training", "plain-56, training"]
     assert "cifar10-jpeg" in explorer.to_html()
-    assert studies.depth_explorer({}) is None
+    assert reproduction.depth_explorer({}) is None
 
 
 def test_depth_explorer_seed_band(store):
     study = studies.depth_study(store=store)
     runs = {k: [rec, rec] for k, rec in study.items()}  # two "seeds" with the same curves
-    explorer = studies.depth_explorer(study, seeds=runs, store=store)
+    explorer = reproduction.depth_explorer(study, seeds=runs, store=store)
     test = explorer.data["56 layers"]["ResNet-56, test (2 seeds)"]
     assert test.low is not None and list(test.low) == list(test.ys) == list(test.high)
     traces = explorer.to_dict()["data"]
@@ -154,7 +152,7 @@ def test_depth_explorer_seed_band(store):
 
 def test_table6_published_and_measured_with_provenance(store, tmp_path):
     save_run(record("resnet110", train_size=2000, uid="sub"), store)  # a subset: not comparable
-    table = studies.table6(store=store)
+    table = reproduction.table6(store=store)
     rows = {r["network"]: r for r in table.rows}
     assert rows["ResNet-20"]["test error, paper (%)"] == "8.75"
     assert rows["ResNet-20"]["test error, ours (%)"] == "60.00"
@@ -180,13 +178,13 @@ def test_table6_of_mixed_runs_takes_only_matched_ones(tmp_path):
     fast = record("resnet20", steps=15_640, train_error=0.08, test_error=0.12, uid="fast")
     fast["recipe"]["recipe"] = "fast"
     save_run(fast, tmp_path)
-    rows = {r["network"]: r for r in studies.table6(store=tmp_path).rows}
+    rows = {r["network"]: r for r in reproduction.table6(store=tmp_path).rows}
     assert {rows[n]["iterations"] for n in ("ResNet-20", "plain-20", "ResNet-56")} == {"782"}
     assert {rows[n]["recipe"] for n in ("ResNet-20", "plain-20", "ResNet-56")} == {"paper"}
     # Given a mixed study, the same: only the largest matched set is used.
     mixed = {("residual", 20): list_runs(tmp_path, model="resnet20")}
     mixed[("residual", 56)] = list_runs(tmp_path, model="resnet56")
-    rows = {r["network"]: r for r in studies.table6(study=mixed).rows}
+    rows = {r["network"]: r for r in reproduction.table6(study=mixed).rows}
     assert rows["ResNet-20"]["recipe"] == "paper" and rows["ResNet-20"]["iterations"] == "782"
 
 
@@ -195,7 +193,7 @@ def test_table6_seed_means(tmp_path):
         rec = record("resnet20", test_error=err, uid=f"s{seed}")
         rec["seed"] = seed
         save_run(rec, tmp_path)
-    rows = {r["network"]: r for r in studies.table6(store=tmp_path).rows}
+    rows = {r["network"]: r for r in reproduction.table6(store=tmp_path).rows}
     assert rows["ResNet-20"]["test error, ours (%)"] == "32.00 ± 2.00 (2 seeds)"
 
 
@@ -208,7 +206,7 @@ def test_matched_groups_and_seed_summaries(store):
     s = summaries[("residual", 56)]
     assert s.train == (35.0,) and s.test == (60.0,) and s.n == 1 and s.label == "ResNet-56"
     # The same summaries as the laptop study, so its claims read them.
-    from resnet_lab import laptop
+    from resnet_lab.results import laptop
 
     claims = {c.text: c for c in laptop.orderings(summaries)}
     assert claims["plain-56 trains worse than plain-20"].in_order
@@ -220,22 +218,22 @@ def test_matched_groups_and_seed_summaries(store):
 
 
 def test_claim_groups_and_verdicts(store):
-    from resnet_lab import laptop
+    from resnet_lab.results import laptop
 
     groups = studies.matched_groups(list_runs(store, tag="depth-study"))
     claims = laptop.orderings(studies.seed_summaries(groups[0]))
-    by = studies.claim_groups(claims)
+    by = laptop.claim_groups(claims)
     assert [len(by[k]) for k in ("plain", "residual", "residual vs plain")] == [1, 1, 2]
-    assert studies.claims_verdict(by["plain"]) == (
+    assert reproduction.claims_verdict(by["plain"]) == (
         "in the paper's order in 1 of 1 comparison, each with one seed of at least one of "
         "its networks (no error bar)"
     )
-    assert studies.claims_verdict(by["residual vs plain"]).startswith(
+    assert reproduction.claims_verdict(by["residual vs plain"]).startswith(
         "in the paper's order in 1 of 2 comparisons"
     )
-    assert studies.claims_verdict([]).startswith("not testable")
+    assert reproduction.claims_verdict([]).startswith("not testable")
     two = laptop.Claim("a", True, 2.0, 1.0, "e"), laptop.Claim("b", True, 0.5, 1.0, "e")
-    assert studies.claims_verdict(two) == (
+    assert reproduction.claims_verdict(two) == (
         "in the paper's order in 2 of 2 comparisons, beyond one standard error in 1"
     )
 
@@ -251,11 +249,11 @@ def test_final_errors_is_the_stored_final_not_the_last_window(store):
 
 
 def test_depth_takeaway_from_numbers(store):
-    text = studies.depth_takeaway(studies.depth_study(store=store))
+    text = reproduction.depth_takeaway(studies.depth_study(store=store))
     assert "plain nets rises with every step in depth (40.0% at 20, 55.0% at 56 layers)" in text
     assert "residual nets falls with every step in depth (42.0% at 20, 30.0% at 56" in text
     assert "below the plain net of its depth at 1 of 2 depth" in text
-    assert "no run of the depth study" in studies.depth_takeaway({})
+    assert "no run of the depth study" in reproduction.depth_takeaway({})
 
 
 def test_depth_takeaway_names_a_run_at_a_lower_learning_rate(tmp_path):
@@ -266,14 +264,14 @@ def test_depth_takeaway_names_a_run_at_a_lower_learning_rate(tmp_path):
         save_run(rec, tmp_path)
     study = studies.depth_study(store=tmp_path)
     assert studies.peak_lr(study[("residual", 110)]) == pytest.approx(0.01)
-    text = studies.depth_takeaway(study)
+    text = reproduction.depth_takeaway(study)
     assert "residual nets rises with every step in depth (40.0% at 20, 50.0% at 56" in text
     assert "ResNet-110 (45.0%) is left out of the trend" in text
     assert "never rose above 0.01" in text
 
 
 def test_laptop_explorer(tmp_path):
-    from resnet_lab import laptop
+    from resnet_lab.results import laptop
 
     for model in ("plain20", "resnet20-zi", "plain56", "resnet56-zi"):
         for seed in (0, 1):
@@ -281,26 +279,11 @@ def test_laptop_explorer(tmp_path):
             rec["seed"] = seed
             save_run(rec, tmp_path)
     study = laptop.laptop_study(tmp_path)
-    explorer = studies.laptop_explorer(study)
+    explorer = reproduction.laptop_explorer(study)
     assert explorer.default == "56 layers"
     assert "ResNet-56, training (2 seeds)" in explorer.data["56 layers"]
     assert "Laptop depth study" in explorer.to_html()
-    assert studies.laptop_explorer({}) is None
-
-
-def test_shortcut_path_identity_only_for_preactivation():
-    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    torch.manual_seed(0)
-    original = rl.build("resnet20")
-    before = {k: v.clone() for k, v in original.state_dict().items()}
-    pre = rl.build("cifar_preact_resnet", depth=20)
-    p_orig, p_pre = studies.shortcut_path(original, x), studies.shortcut_path(pre, x)
-    assert len(p_orig["deviation"]) == len(p_pre["deviation"]) == 7  # 9 blocks, 2 downsample
-    assert min(p_orig["clipped"]) > 0.01 and min(p_orig["unrolled"]) > 0.05
-    assert max(p_pre["deviation"]) < 1e-6 and max(p_pre["unrolled"]) < 1e-5
-    assert max(p_pre["clipped"]) < 0.01  # only float rounding differs
-    for k, v in original.state_dict().items():
-        assert torch.equal(v, before[k]), k  # measured on a copy
+    assert reproduction.laptop_explorer({}) is None
 
 
 @pytest.mark.slow
@@ -311,21 +294,21 @@ def test_depth_panel_trains_and_overlays(store):
     data = load_data("synthetic", train_per_class=8, test_per_class=2)
     config = recipe("paper", epochs=1, batch_size=40, log_every_steps=1)
     study = studies.depth_study(store=store)
-    panel = studies.depth_panel(data, config, study, device="cpu", background=False)
+    panel = reproduction.depth_panel(data, config, study, device="cpu", background=False)
     panel.depth.value, panel.kind.value = 20, "residual"
     panel.start.click()
     assert panel.error is None, panel.error
     assert not panel.running and not panel.start.disabled
     assert len(panel.live["residual-20"]) == 2  # 80 images, batches of 40
     assert panel.histories["residual-20"][-1]["step"] == 2
-    fig = studies.overlay_figure(study, panel.live, panel.histories)
+    fig = reproduction.overlay_figure(study, panel.live, panel.histories)
     labels = [line.get_label() for line in fig.axes[0].lines]
     assert labels == [
         "residual-20, stored (train)",
         "residual-20, live (train)",
         "residual-20, live (test)",
     ]
-    fig = studies.overlay_figure(study, panel.live, panel.histories, data.variant)
+    fig = reproduction.overlay_figure(study, panel.live, panel.histories, data.variant)
     assert [line.get_label() for line in fig.axes[0].lines][1:] == [
         "residual-20, live on synthetic (train)",
         "residual-20, live on synthetic (test)",

@@ -1,10 +1,10 @@
-"""resnet_lab.tables: computed tables render as real, escaped HTML tables and as text."""
+"""resnet_lab.book.tables: computed tables render as real, escaped HTML tables and as text."""
 
 from __future__ import annotations
 
 import pytest
 
-from resnet_lab.tables import Table
+from resnet_lab.book.tables import Table
 
 ROWS = [
     {"network": "ResNet-20", "test error (%)": "8.75", "note": "<paper>"},

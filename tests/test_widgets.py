@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from resnet_lab import widgets as rw  # noqa: E402
+from resnet_lab.book import widgets as rw  # noqa: E402
 
 
 def _figure(**values):
@@ -46,7 +46,7 @@ def test_live_plot_builds_controls_and_redraws_on_change():
 
 
 def _curves(depth):
-    from resnet_lab.explorer import Explorer
+    from resnet_lab.book.explorer import Explorer
 
     return Explorer.single(
         {f"depth {depth}": ([1, 2], [1, depth])}, title="t", xlabel="x", ylabel="y (%)"

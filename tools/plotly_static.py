@@ -1,6 +1,6 @@
 """Sphinx extension: ship plotly.js once with the site, from the installed plotly package.
 
-The book's interactive figures (:mod:`resnet_lab.explorer`) draw with the page's
+The book's interactive figures (:mod:`resnet_lab.book.explorer`) draw with the page's
 ``window.Plotly``. This copies ``plotly.min.js`` out of the plotly Python package into
 the build's ``_static/`` (so it is never committed, never fetched from a CDN and never
 inlined per figure) and adds it to the pages that hold a Plotly figure only.
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 FILENAME = "plotly.min.js"
-# What resnet_lab.explorer (and plotly's own HTML output) put in a page with a figure.
+# What resnet_lab.book.explorer (and plotly's own HTML output) put in a page with a figure.
 MARKERS = ('class="rl-explorer"', "plotly-graph-div")
 
 

@@ -6,7 +6,7 @@ readable when the book scales the figure down to a phone's width (about 390 px).
 
 Example::
 
-    from resnet_lab import diagrams
+    from resnet_lab.book import diagrams
 
     diagrams.block_diagram(shortcut="B")   # basic and bottleneck block, projection shortcut
     diagrams.cifar_network(n=3)            # ResNet-20: 6n + 2 layers

@@ -3,7 +3,7 @@
 Only APIs present in both ipywidgets 7.7 (Colab) and 8.1 are used. Plots are drawn
 explicitly inside the widgets (``with out:`` + ``display(fig)``), because figures made
 in a widget callback are never shown by the inline backend on its own. A plot function
-may return a matplotlib Figure, a Plotly figure or a :class:`resnet_lab.explorer.Explorer`
+may return a matplotlib Figure, a Plotly figure or a :class:`resnet_lab.book.explorer.Explorer`
 (the same interactive figure the book shows).
 
 In the HTML book there is no kernel. ``live_plot(fn, static=explorer, ...)`` makes one
@@ -23,7 +23,7 @@ try:
     import ipywidgets as widgets
 except ModuleNotFoundError as missing:  # an optional extra: training never needs it
     raise ModuleNotFoundError(
-        "resnet_lab.widgets needs ipywidgets, part of the book's extra: "
+        "resnet_lab.book.widgets needs ipywidgets, part of the book's extra: "
         'pip install "resnet-lab[book]"',
         name=missing.name,
     ) from None
@@ -89,7 +89,7 @@ class LivePlot(widgets.VBox):
             raise ValueError("live_plot needs at least one control, e.g. depth=[20, 56, 110]")
         if static is not None and not hasattr(static, "_repr_html_"):
             raise ValueError(
-                "static must have an HTML form for the book, e.g. a resnet_lab.explorer.Explorer"
+                "static must have an HTML form for the book, e.g. a resnet_lab.book.explorer.Explorer"
             )
         self.fn = fn
         self.static = static
@@ -130,7 +130,7 @@ def live_plot(fn: Callable[..., Any], static: Any = None, **controls: Any) -> Li
     """Drop-downs/sliders that redraw ``fn(**values)`` on every change.
 
     ``fn`` returns a matplotlib Figure, a Plotly figure or an
-    :class:`~resnet_lab.explorer.Explorer`. Each keyword is a control: a widget, a list
+    :class:`~resnet_lab.book.explorer.Explorer`. Each keyword is a control: a widget, a list
     (drop-down), a ``range`` (integer slider) or a bool (checkbox). ``static``, e.g. an
     Explorer of precomputed settings, is what the HTML book shows in place of the live
     controls, so that one cell serves both readers. Example::

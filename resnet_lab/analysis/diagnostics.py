@@ -2,7 +2,8 @@
 
 Chapter 1 measures gradient norms per layer at initialisation (Glorot & Bengio 2010;
 He et al. 2015, Sec. 2.2), later chapters the size of residual functions and the
-responses of Fig. 7 of He et al. (2016).
+responses of Fig. 7 of He et al. (2016), chapter 7 how far a block is from ``x + F(x)``
+(:func:`shortcut_path`, He et al. 2016b).
 
 Modes, stated once for every function here:
 
@@ -13,6 +14,7 @@ Modes, stated once for every function here:
   :func:`activation_stats`) run in **eval mode** by default (``train=False``): Fig. 7 of
   He et al. (2016) measures trained networks on test images. Pass ``train=True`` for a
   network at initialisation, whose BatchNorm running statistics are still (0, 1).
+- :func:`shortcut_path` runs a copy of the model in train mode; the model is not touched.
 
 Every function restores the model's mode and its buffers (BatchNorm running statistics),
 leaves ``.grad`` of the parameters untouched and removes its hooks, also on errors.
@@ -20,6 +22,7 @@ leaves ``.grad`` of the parameters untouched and removes its hooks, also on erro
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +41,7 @@ __all__ = [
     "layer_grad_norms",
     "residual_ratios",
     "response_stds",
+    "shortcut_path",
     "weight_layers",
 ]
 
@@ -313,3 +317,53 @@ def activation_stats(model: nn.Module, x: Tensor, train: bool = False) -> list[d
     with _hooks(handles), _measuring(model, train), torch.no_grad():
         model(x)
     return [s if s is not None else {"mean": 0.0, "std": 0.0, "rms": 0.0} for s in stats]
+
+
+def shortcut_path(model: nn.Module, x: Tensor) -> dict[str, list[float]]:
+    """How far each block of ``model`` is from ``x + F(x)`` (He et al. 2016b, Eqs. 3-4).
+
+    For every block whose shortcut is the identity (same shape in and out), with a
+    forward pass in train mode on ``x``:
+
+    - ``deviation``: ``||out - (x + F(x))|| / ||x + F(x)||``, what the operation after
+      the addition changes (the ReLU of the original unit; exactly 0 for pre-activation);
+    - ``clipped``: the fraction of elements of ``x + F(x)`` that the block does not pass on.
+
+    Returns ``{'deviation': [...], 'clipped': [...], 'unrolled': [...]}``, where
+    ``unrolled`` holds per stage ``||x_L - (x_l + sum_i F(x_i))|| / ||x_L||``: zero when
+    the stage's output is its input plus the sum of its residual functions (Eq. 4).
+    The model is measured on a copy, so its BatchNorm statistics stay as they were.
+    """
+    from resnet_lab.models import residual_blocks
+
+    net = copy.deepcopy(model).train()
+    records: list[tuple[str, Tensor, Tensor, Tensor]] = []
+
+    def hook(name: str):
+        def fn(module: nn.Module, args: tuple, out: Tensor) -> None:
+            inp = args[0]
+            if module.use_shortcut and inp.shape == out.shape and module.downsample is None:
+                records.append((name, inp, module.residual(inp), out))
+
+        return fn
+
+    handles = [b.register_forward_hook(hook(n)) for n, b in residual_blocks(net)]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    deviation, clipped = [], []
+    stages: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}
+    for name, inp, fx, out in records:
+        summed = inp + fx
+        deviation.append(float((out - summed).norm() / summed.norm().clamp_min(1e-12)))
+        clipped.append(float((out != summed).float().mean()))
+        stages.setdefault(name.split(".")[0], []).append((inp, fx, out))
+    unrolled = []
+    for blocks in stages.values():
+        x_l, x_L = blocks[0][0], blocks[-1][2]
+        total_f = sum(fx for _, fx, _ in blocks)
+        unrolled.append(float((x_L - (x_l + total_f)).norm() / x_L.norm().clamp_min(1e-12)))
+    return {"deviation": deviation, "clipped": clipped, "unrolled": unrolled}

@@ -40,26 +40,11 @@ from resnet_lab.provenance import code_version, versions
 if TYPE_CHECKING:  # pragma: no cover
     from resnet_lab.engine import Run, TrainConfig
 
-__all__ = [
-    "DEFAULT_STORE",
-    "SCHEMA",
-    "ResultsError",
-    "RunRecord",
-    "default_store",
-    "shipped_store",
-    "list_runs",
-    "load_run",
-    "record_from_run",
-    "save_finished",
-    "save_run",
-    "validate",
-    "validate_store",
-]
-
 SCHEMA = "resnet_lab.run/1"
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # resnet_lab/ (this file: resnet_lab/results/)
+_REPO_ROOT = _PACKAGE.parent
 # pyproject.toml ships the repository's results/ inside the wheel under this name.
-_PACKAGED_STORE = Path(__file__).resolve().parent / "stored_results"
+_PACKAGED_STORE = _PACKAGE / "stored_results"
 
 
 def default_store() -> Path:

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from resnet_lab.diagnostics import decay_fit
+from resnet_lab.analysis.diagnostics import decay_fit
 
 __all__ = ["plot_block_values", "plot_curves", "plot_layer_norms"]
 
@@ -47,9 +47,9 @@ def plot_layer_norms(
     ylabel: str = "gradient norm ‖∂L/∂W‖ (Frobenius)",
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
-    """One line per label of per-layer values (e.g. :func:`~resnet_lab.diagnostics.layer_grad_norms`).
+    """One line per label of per-layer values (e.g. :func:`~resnet_lab.analysis.diagnostics.layer_grad_norms`).
 
-    ``fit=True`` adds the log-linear fit of :func:`~resnet_lab.diagnostics.decay_fit` as a
+    ``fit=True`` adds the log-linear fit of :func:`~resnet_lab.analysis.diagnostics.decay_fit` as a
     dashed line and writes the per-layer rate into the legend.
     """
     if not series:

@@ -1,24 +1,17 @@
-"""The depth study of chapter 6, read from the results store: explorer curves and Table 6.
+"""The depth study as the chapters show it: Figure 6 explorers, Table 6, takeaways in words.
 
 He et al. (2016, Sec. 4.2) train plain and residual CIFAR nets of 20 to 110 layers
-(Fig. 6) and compare the residual ones with other networks in Table 6. The book's
-results store holds our runs of the same networks (tag ``depth-study``); this module
-turns them into
+(Fig. 6) and compare the residual ones with other networks in Table 6. This module shows
+the runs that :mod:`resnet_lab.results.studies` picks out of the results store:
 
-- :func:`depth_study`: one run per (network, depth), the longest-trained if several;
-- :func:`matched_groups` / :func:`seed_summaries`: runs that may be compared (same data,
-  recipe and length), every seed of each network, as the seed means of
-  :class:`resnet_lab.laptop.SeedSummary` (so :func:`resnet_lab.laptop.orderings` checks
-  Figure 6's orderings on them too);
-- :func:`depth_explorer`: a kernel-free :class:`~resnet_lab.explorer.Explorer` with
+- :func:`depth_explorer`: a kernel-free :class:`~resnet_lab.book.explorer.Explorer` with
   controls depth and network, training and test error against iterations
-  (:func:`laptop_explorer`: the same for the laptop depth study);
+  (:func:`laptop_explorer`: the same for the laptop depth study; :func:`depth_figure`:
+  its final errors against depth);
 - :func:`table6`: our test errors beside the published ones, from one matched sweep, with
-  its provenance (data, recipe, epochs, iterations, device, date).
-
-One definition of a run's final error everywhere: :func:`final_errors`, what the run
-record stores as ``final`` (training error: the mean over the last epoch's augmented
-mini-batches; test error: the whole test split after the last epoch).
+  its provenance (data, recipe, epochs, iterations, device, date);
+- :func:`depth_takeaway`, :func:`claims_verdict`: what the stored numbers say, in words;
+- :func:`depth_panel`: train a chosen network live, over its stored curves.
 
 Nothing here invents a number: a combination that was never run is reported as not
 measured, and published numbers are labelled as such.
@@ -26,50 +19,47 @@ measured, and published numbers are labelled as such.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from resnet_lab.results import RunRecord, list_runs
-
-if TYPE_CHECKING:
-    from resnet_lab.explorer import Series
-from resnet_lab.tables import Table
+from resnet_lab.book.explorer import PALETTE, Explorer, Series
+from resnet_lab.book.tables import Table
+from resnet_lab.results import RunRecord
+from resnet_lab.results.laptop import SeedSummary
+from resnet_lab.results.studies import (
+    DEPTHS,
+    KINDS,
+    final_errors,
+    full_cifar_runs,
+    matched_groups,
+    matched_runs,
+    model_name,
+    peak_lr,
+    provenance,
+    seed_runs,
+    training_curves,
+)
 
 __all__ = [
-    "DEPTHS",
-    "KINDS",
+    "PAPER_110_MEAN_STD",
     "PAPER_PARAMS_M",
     "PAPER_PREACT_TEST_ERROR",
     "PAPER_TEST_ERROR",
     "ComparisonTable",
-    "claim_groups",
     "claims_verdict",
     "depth_explorer",
+    "depth_figure",
     "depth_panel",
     "depth_takeaway",
-    "model_name",
-    "overlay_figure",
-    "depth_study",
-    "final_errors",
     "laptop_explorer",
-    "matched_groups",
-    "matched_runs",
-    "parse_model",
-    "peak_lr",
-    "provenance",
-    "seed_summaries",
-    "sweep_provenance",
-    "shortcut_path",
+    "overlay_figure",
     "study_caption",
+    "sweep_provenance",
     "table6",
-    "training_curves",
 ]
 
-DEPTHS = (20, 32, 44, 56, 110)
-KINDS = ("plain", "residual")
 #: He et al. (2016), Table 6: CIFAR-10 test error (%) of the residual nets after 64k
 #: iterations; ResNet-110 is the best of 5 runs (mean 6.61 +/- 0.16).
 PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
@@ -80,209 +70,6 @@ PAPER_110_MEAN_STD = (6.61, 0.16)
 PAPER_PREACT_TEST_ERROR = {110: (6.61, 6.37), 164: (5.93, 5.46), 1001: (7.61, 4.92)}
 #: He et al. (2016), Table 6: parameters in millions.
 PAPER_PARAMS_M = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7, 1202: 19.4}
-#: CIFAR-10 and its offline JPEG copy; their full training split has 50,000 images.
-CIFAR10_VARIANTS = ("cifar10", "cifar10-jpeg")
-CIFAR10_TRAIN_SIZE = 50_000
-
-_NAME = re.compile(r"^(resnet|plain)(\d+)(-zi)?$")
-
-
-def parse_model(name: str) -> tuple[str, int] | None:
-    """``'resnet56'`` -> ``('residual', 56)``, ``'plain20'`` -> ``('plain', 20)``, else None.
-
-    The residual nets with zero-initialised branches of the laptop study count as
-    residual nets of their depth (``'resnet56-zi'`` -> ``('residual', 56)``).
-    """
-    match = _NAME.match(name)
-    if match is None or (match.group(3) and match.group(1) == "plain"):
-        return None
-    return ("residual" if match.group(1) == "resnet" else "plain", int(match.group(2)))
-
-
-def _iterations(rec: RunRecord) -> int:
-    """Optimizer steps the run completed (the paper counts iterations)."""
-    steps = [h.get("step") or 0 for h in rec["history"]]
-    steps += [s.get("step") or 0 for s in rec.record.get("steps", [])]
-    return int(max(steps, default=0))
-
-
-def _preference(rec: RunRecord) -> tuple:
-    """Completed before stopped, then more iterations, then the paper's recipe, then newer."""
-    paper = rec["recipe"].get("recipe") == "paper"
-    return (rec["status"] == "completed", _iterations(rec), paper, rec["date"])
-
-
-def _best(runs: Iterable[RunRecord]) -> dict[tuple[str, int], RunRecord]:
-    chosen: dict[tuple[str, int], RunRecord] = {}
-    for rec in runs:
-        parsed = parse_model(rec["model"])
-        if parsed is None or rec["final"].get("test_error") is None:
-            continue
-        if parsed not in chosen or _preference(rec) > _preference(chosen[parsed]):
-            chosen[parsed] = rec
-    return dict(sorted(chosen.items(), key=lambda kv: (kv[0][1], kv[0][0])))
-
-
-def depth_study(
-    tag: str = "depth-study", store: str | Path | None = None, variant: str | None = None
-) -> dict[tuple[str, int], RunRecord]:
-    """The stored depth study: ``{(kind, depth): run}`` with kind 'plain' or 'residual'.
-
-    With several runs of one network, the completed one with the most iterations
-    (then the newest) represents it. An empty store gives an empty dict.
-    """
-    return _best(list_runs(store, tag=tag, variant=variant))
-
-
-def matched_runs(
-    networks: Iterable[tuple[str, int]] | None = None,
-    tag: str = "depth-study",
-    store: str | Path | None = None,
-    variant: str | None = None,
-) -> dict[tuple[str, int], RunRecord]:
-    """One run per network, all of the same length: the longest length they all reached.
-
-    ``networks`` are ``(kind, depth)`` pairs; None means every network the store has a
-    run of, i.e. the longest *complete* sweep. Comparing a 2-epoch run with a 1-epoch
-    one would mix the effect of depth with that of training time, so while a longer
-    sweep is unfinished the shorter, complete one is used. Empty if no length has them all.
-    """
-    runs = list_runs(store, tag=tag, variant=variant)
-    wanted = list(_best(runs)) if networks is None else list(networks)
-    by_length: dict[int, list[RunRecord]] = {}
-    for rec in runs:
-        by_length.setdefault(_iterations(rec), []).append(rec)
-    for length in sorted(by_length, reverse=True):
-        chosen = _best(by_length[length])
-        if wanted and all(n in chosen for n in wanted):
-            return {n: chosen[n] for n in sorted(wanted, key=lambda n: (n[1], n[0]))}
-    return {}
-
-
-def provenance(rec: RunRecord) -> dict[str, Any]:
-    """Where a stored number comes from: data, recipe, length, device, date, code, run id."""
-    data = rec["data"]
-    recipe = rec["recipe"]
-    return {
-        "data": data.get("variant", "?"),
-        "train_size": data.get("train_size"),
-        "test_size": data.get("test_size"),
-        "recipe": recipe.get("recipe", "?"),
-        "epochs": rec["epochs"],
-        "iterations": _iterations(rec),
-        "batch_size": recipe.get("batch_size"),
-        "device": rec["device"],
-        "date": str(rec["date"])[:10],
-        "code_version": str(rec.get("code_version", "unknown"))[:12],
-        "id": rec["id"],
-    }
-
-
-def final_errors(rec: RunRecord) -> dict[str, float | None]:
-    """Final train and test error of a stored run, in percent: the book's one definition.
-
-    Both are what the run record stores as ``final``: the training error is the mean
-    over the mini-batches of the last epoch (augmented images, weights still changing),
-    the test error that of the whole test split after the last epoch. Every "end
-    training error" the book quotes for a stored run comes from here.
-    """
-    final = rec["final"]
-    return {
-        key: (100.0 * final[key] if final.get(key) is not None else None)
-        for key in ("train_error", "test_error")
-    }
-
-
-def peak_lr(rec: RunRecord) -> float | None:
-    """The largest learning rate a stored run trained at (from its step and epoch records)."""
-    lrs = [s.get("lr") for s in [*rec.record.get("steps", []), *rec["history"]]]
-    lrs = [lr for lr in lrs if lr is not None]
-    return max(lrs) if lrs else None
-
-
-def _comparable(rec: RunRecord) -> tuple:
-    """What two runs must share to be compared: data, training-set size, recipe, length."""
-    data = rec["data"]
-    return (
-        rec.variant,
-        data.get("train_size"),
-        tuple(data.get("subset_per_class") or ()),
-        rec["recipe"].get("recipe"),
-        _iterations(rec),
-    )
-
-
-def matched_groups(runs: Iterable[RunRecord]) -> list[dict[tuple[str, int], list[RunRecord]]]:
-    """The runs split into sets that may be compared: same data, recipe and length.
-
-    Each set is ``{(kind, depth): [one run per seed]}`` (completed runs only; of several
-    runs of one seed, the newest). Sets come largest first (most networks), then
-    longest: the first is the matched study a table or a figure should use.
-    """
-    groups: dict[tuple, dict[tuple[str, int], dict[int, RunRecord]]] = {}
-    for rec in runs:
-        network = parse_model(rec["model"])
-        if network is None or rec["status"] != "completed":
-            continue
-        if rec["final"].get("test_error") is None:
-            continue
-        seeds = groups.setdefault(_comparable(rec), {}).setdefault(network, {})
-        old = seeds.get(rec["seed"])
-        if old is None or str(rec["date"]) > str(old["date"]):
-            seeds[rec["seed"]] = rec
-    ordered = sorted(groups.items(), key=lambda kv: (len(kv[1]), kv[0][-1]), reverse=True)
-    return [
-        {
-            n: [seeds[s] for s in sorted(seeds)]
-            for n, seeds in sorted(group.items(), key=lambda kv: (kv[0][1], kv[0][0]))
-        }
-        for _, group in ordered
-    ]
-
-
-def seed_summaries(
-    group: Mapping[tuple[str, int], RunRecord | Sequence[RunRecord]],
-) -> dict[tuple[str, int], Any]:
-    """``{(kind, depth): laptop.SeedSummary}`` of a set of runs, errors from :func:`final_errors`.
-
-    ``group`` maps each network to one run or to a run per seed (:func:`matched_groups`).
-    The result is what :func:`resnet_lab.laptop.orderings` and
-    :func:`resnet_lab.laptop.depth_figure` take, so a sweep of one seed is checked with
-    the same claims (and the same honesty about error bars) as the laptop study.
-    """
-    from resnet_lab.laptop import SeedSummary
-
-    out = {}
-    for (kind, depth), runs in sorted(group.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        runs = [runs] if isinstance(runs, RunRecord) else list(runs)
-        errors = [final_errors(r) for r in runs]
-        out[(kind, depth)] = SeedSummary(
-            kind=kind,
-            depth=depth,
-            model=runs[0]["model"],
-            seeds=tuple(r["seed"] for r in runs),
-            train=tuple(e["train_error"] for e in errors),
-            test=tuple(e["test_error"] for e in errors),
-            runs=tuple(runs),
-        )
-    return out
-
-
-def claim_groups(claims: Iterable[Any]) -> dict[str, list[Any]]:
-    """Figure 6's claims (:func:`resnet_lab.laptop.orderings`) by what they compare.
-
-    ``'plain'``: deeper plain against shallower plain; ``'residual'``: deeper residual
-    against shallower residual; ``'residual vs plain'``: the two kinds at one depth.
-    """
-    out: dict[str, list[Any]] = {"plain": [], "residual": [], "residual vs plain": []}
-    for claim in claims:
-        if claim.text.startswith("plain-"):
-            out["plain"].append(claim)
-        elif "than plain-" in claim.text:
-            out["residual vs plain"].append(claim)
-        else:
-            out["residual"].append(claim)
-    return out
 
 
 def claims_verdict(claims: Sequence[Any]) -> str:
@@ -300,35 +87,6 @@ def claims_verdict(claims: Sequence[Any]) -> str:
     if no_bar:
         text += f" ({no_bar} with only one seed of a network: no error bar)"
     return text
-
-
-def _thin(xs: Sequence[float], ys: Sequence[float], points: int) -> tuple[list, list]:
-    """Keep about ``points`` evenly spaced points, always the last one."""
-    if len(xs) <= points:
-        return list(xs), list(ys)
-    every = -(-len(xs) // points)
-    keep = list(range(0, len(xs), every))
-    if keep[-1] != len(xs) - 1:
-        keep.append(len(xs) - 1)
-    return [xs[i] for i in keep], [ys[i] for i in keep]
-
-
-def training_curves(rec: RunRecord, points: int = 60) -> dict[str, tuple[list, list]]:
-    """``{'training error': (iterations, %), 'test error': (iterations, %)}`` of a stored run.
-
-    Training error comes from the every-N-steps records (a running mean over the last
-    N mini-batches, augmented images) where the run has them, else from the epoch
-    records; test error at every evaluation of the whole test split
-    (:meth:`~resnet_lab.results.RunRecord.test_curve`).
-    """
-    steps = [s for s in rec.record.get("steps", []) if s.get("train_error") is not None]
-    source = steps or [h for h in rec["history"] if h.get("train_error") is not None]
-    train = _thin(
-        [float(s["step"]) for s in source], [100.0 * s["train_error"] for s in source], points
-    )
-    steps_tested, errors = rec.test_curve()
-    test = ([float(s) for s in steps_tested], [100.0 * e for e in errors])
-    return {"training error": train, "test error": test}
 
 
 def study_caption(study: Mapping[tuple[str, int], RunRecord], explorer: bool = False) -> str:
@@ -353,31 +111,8 @@ def study_caption(study: Mapping[tuple[str, int], RunRecord], explorer: bool = F
     )
 
 
-def _seed_runs(
-    study: Mapping[tuple[str, int], RunRecord], store: str | Path | None = None
-) -> dict[tuple[str, int], list[RunRecord]]:
-    """Every stored seed of each study run: same model, data, recipe, tag and length."""
-    out: dict[tuple[str, int], list[RunRecord]] = {}
-    for network, rec in study.items():
-        tags = rec.get("tags") or []
-        candidates = list_runs(store, model=rec["model"], tag=tags[0]) if tags else []
-        same = {}
-        for other in [rec, *candidates]:
-            alike = (
-                other.variant == rec.variant
-                and other["recipe"].get("recipe") == rec["recipe"].get("recipe")
-                and _iterations(other) == _iterations(rec)
-            )
-            if alike and other["seed"] not in same:
-                same[other["seed"]] = other
-        out[network] = list(same.values())
-    return out
-
-
 def _seed_series(curves: Sequence[tuple[list, list]], color: str, dash: str) -> Series:
     """Mean over seeds at the x values every seed has, with the min-max band if several."""
-    from resnet_lab.explorer import Series
-
     if len(curves) == 1:
         return Series(*curves[0], color=color, dash=dash)
     common = set(curves[0][0]).intersection(*(set(xs) for xs, _ in curves[1:]))
@@ -404,13 +139,11 @@ def depth_explorer(
     ``store``), the mean with a shaded min-max band. ``default[0]`` is the depth shown first.
     Returns None when the study holds no run (the notebook then says so).
     """
-    from resnet_lab.explorer import PALETTE, Explorer
-
     study = matched_runs() if study is None else study
     study = {k: r for k, r in study.items() if k[1] in depths and k[0] in kinds}
     if not study:
         return None
-    seeds = _seed_runs(study, store) if seeds is None else seeds
+    seeds = seed_runs(study, store) if seeds is None else seeds
     curves = {
         network: [training_curves(r) for r in seeds.get(network) or [rec]]
         for network, rec in study.items()
@@ -461,9 +194,9 @@ def depth_explorer(
 
 
 def laptop_explorer(study: Mapping[tuple[str, int], Any], default: int = 56):
-    """The depth explorer for the laptop depth study (:func:`resnet_lab.laptop.laptop_study`).
+    """The depth explorer for the laptop depth study (:func:`resnet_lab.results.laptop.laptop_study`).
 
-    ``study`` maps ``(kind, depth)`` to a :class:`~resnet_lab.laptop.SeedSummary`; every
+    ``study`` maps ``(kind, depth)`` to a :class:`~resnet_lab.results.laptop.SeedSummary`; every
     stored seed is drawn (mean and min-max band). None when the study is empty.
     """
     if not study:
@@ -506,19 +239,6 @@ class ComparisonTable:
 
     def _table(self) -> Table:
         return Table(self.rows, self.columns, note=self.note)
-
-
-def _full_cifar_runs(store: str | Path | None) -> list[RunRecord]:
-    """Runs on the whole CIFAR-10 training split (subset runs are not comparable)."""
-    return [
-        r
-        for r in list_runs(store, variant=list(CIFAR10_VARIANTS))
-        if r["data"].get("train_size") == CIFAR10_TRAIN_SIZE and "subset_per_class" not in r["data"]
-    ]
-
-
-def _pct(value: float | None) -> str:
-    return "not measured" if value is None else f"{value:.2f}"
 
 
 def _mean_cell(values: Sequence[float | None]) -> str:
@@ -576,7 +296,7 @@ def table6(
     ``plain=True`` adds the plain nets (Fig. 6) as rows; a depth without a run of the
     sweep says 'not measured'. The note gives the sweep's provenance.
     """
-    runs = _full_cifar_runs(store) if study is None else _as_runs(study)
+    runs = full_cifar_runs(store) if study is None else _as_runs(study)
     groups = matched_groups(runs)
     group = groups[0] if groups else {}
     rows: list[dict[str, str]] = []
@@ -769,7 +489,7 @@ def depth_panel(
     depths: Sequence[int] = DEPTHS,
     background: bool = True,
 ):
-    """A :class:`~resnet_lab.widgets.TrainPanel` that trains the chosen plain or residual net.
+    """A :class:`~resnet_lab.book.widgets.TrainPanel` that trains the chosen plain or residual net.
 
     Each run trains ``plain<depth>`` or ``resnet<depth>`` on ``data`` with ``config``
     (a :class:`~resnet_lab.engine.TrainConfig`) and draws its curves over the stored
@@ -777,9 +497,9 @@ def depth_panel(
     """
     import torch
 
+    from resnet_lab.book.widgets import TrainPanel
     from resnet_lab.engine import train
     from resnet_lab.models import build
-    from resnet_lab.widgets import TrainPanel
 
     study = {} if study is None else study
     live: dict[str, list[dict[str, Any]]] = {}
@@ -818,62 +538,38 @@ def depth_panel(
     return panel
 
 
-def model_name(kind: str, depth: int) -> str:
-    """The registry name of a study network: ``('plain', 20)`` -> ``'plain20'``."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    return f"{'resnet' if kind == 'residual' else 'plain'}{depth}"
+def depth_figure(study: Mapping[tuple[str, int], SeedSummary], ax: Any = None) -> Any:
+    """Final training (dashed) and test (solid) error against depth, mean ± standard error."""
+    import matplotlib.pyplot as plt
 
-
-def shortcut_path(model: Any, x: Any) -> dict[str, list[float]]:
-    """How far each block of ``model`` is from ``x + F(x)`` (He et al. 2016b, Eqs. 3-4).
-
-    For every block whose shortcut is the identity (same shape in and out), with a
-    forward pass in train mode on ``x``:
-
-    - ``deviation``: ``||out - (x + F(x))|| / ||x + F(x)||``, what the operation after
-      the addition changes (the ReLU of the original unit; exactly 0 for pre-activation);
-    - ``clipped``: the fraction of elements of ``x + F(x)`` that the block does not pass on.
-
-    Returns ``{'deviation': [...], 'clipped': [...], 'unrolled': [...]}``, where
-    ``unrolled`` holds per stage ``||x_L - (x_l + sum_i F(x_i))|| / ||x_L||``: zero when
-    the stage's output is its input plus the sum of its residual functions (Eq. 4).
-    The model is measured on a copy, so its BatchNorm statistics stay as they were.
-    """
-    import copy
-
-    import torch
-
-    from resnet_lab.models import residual_blocks
-
-    net = copy.deepcopy(model).train()
-    records: list[tuple[str, Any, Any, Any]] = []
-
-    def hook(name: str):
-        def fn(module: Any, args: tuple, out: Any) -> None:
-            inp = args[0]
-            if module.use_shortcut and inp.shape == out.shape and module.downsample is None:
-                records.append((name, inp, module.residual(inp), out))
-
-        return fn
-
-    handles = [b.register_forward_hook(hook(n)) for n, b in residual_blocks(net)]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
-    deviation, clipped = [], []
-    stages: dict[str, list[tuple[Any, Any, Any]]] = {}
-    for name, inp, fx, out in records:
-        summed = inp + fx
-        deviation.append(float((out - summed).norm() / summed.norm().clamp_min(1e-12)))
-        clipped.append(float((out != summed).float().mean()))
-        stages.setdefault(name.split(".")[0], []).append((inp, fx, out))
-    unrolled = []
-    for blocks in stages.values():
-        x_l, x_L = blocks[0][0], blocks[-1][2]
-        total_f = sum(fx for _, fx, _ in blocks)
-        unrolled.append(float((x_L - (x_l + total_f)).norm() / x_L.norm().clamp_min(1e-12)))
-    return {"deviation": deviation, "clipped": clipped, "unrolled": unrolled}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.0))
+    colors = {"plain": "tab:orange", "residual": "tab:blue"}
+    for kind in ("plain", "residual"):
+        rows = [s for (k, _), s in study.items() if k == kind]
+        if not rows:
+            continue
+        depths = [s.depth for s in rows]
+        name = "plain" if kind == "plain" else "ResNet"
+        for which, style in (("train", "--"), ("test", "-")):
+            means = [s.train_mean if which == "train" else s.test_mean for s in rows]
+            errs = [(s.train_se if which == "train" else s.test_se) or 0.0 for s in rows]
+            ax.errorbar(
+                depths,
+                means,
+                yerr=errs,
+                fmt="o" + style,
+                color=colors[kind],
+                capsize=3,
+                label=f"{name}, {'training' if which == 'train' else 'test'}",
+            )
+    ax.set_xticks(sorted({s.depth for s in study.values()}))
+    ax.set_xlabel("depth (weight layers)")
+    ax.set_ylabel("final error (%)")
+    seeds = sorted({s.n for s in study.values()})
+    ax.set_title(
+        "Laptop depth study: mean ± standard error over " + "/".join(map(str, seeds)) + " seeds"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

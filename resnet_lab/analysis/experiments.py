@@ -6,7 +6,7 @@ while a residual block only has to push its branch ``F`` to zero. :func:`identit
 builds a stack of basic blocks with or without shortcuts and :func:`fit_identity`
 measures how fast each learns ``y = x``.
 
-Chapter 2 reads the laptop depth study (:mod:`resnet_lab.laptop`) and the live runs with
+Chapter 2 reads the laptop depth study (:mod:`resnet_lab.results.laptop`) and the live runs with
 :func:`claim_verdict` (a claim's verdict as words for the prose) and
 :func:`first_epoch_below` (when a training curve leaves chance level).
 """
@@ -139,7 +139,7 @@ def set_residual_scale(model: nn.Module, gamma: float) -> nn.Module:
 
 
 def claim_verdict(claims: Any) -> str:
-    """The verdict of one :class:`resnet_lab.laptop.Claim`, or of several together, as words.
+    """The verdict of one :class:`resnet_lab.results.laptop.Claim`, or of several together, as words.
 
     'holds (...)' when every claim holds (its difference is larger than its standard
     error); 'does not hold' when any claim's means are out of order; otherwise the means

@@ -7,7 +7,8 @@ training images per class (5,000), images resized to 16x16, 40 epochs of the
 (``resnetNN-zi``). Why this protocol, and what else was tried: ``results/README.md``.
 Stored under the tag ``laptop-depth``, several seeds per network; this module reads
 them back as means with standard errors and states the orderings of Figure 6 as
-checked claims (:func:`orderings`).
+checked claims (:func:`orderings`, grouped by what they compare: :func:`claim_groups`).
+The figure of these means: :func:`resnet_lab.book.reproduction.depth_figure`.
 
 Training error here is the one the run records at the end: the mean over the last
 epoch's mini-batches (augmented images, weights changing during the epoch). Test
@@ -18,12 +19,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resnet_lab.results import RunRecord, list_runs
+from resnet_lab.results.store import RunRecord, list_runs
 
 __all__ = [
     "DEPTHS",
@@ -31,8 +32,8 @@ __all__ = [
     "Claim",
     "SeedSummary",
     "against_shallowest",
+    "claim_groups",
     "compare",
-    "depth_figure",
     "laptop_study",
     "orderings",
 ]
@@ -219,38 +220,18 @@ def against_shallowest(
     return _along_depth(study, which, lambda depths, i: depths[0])
 
 
-def depth_figure(study: Mapping[tuple[str, int], SeedSummary], ax: Any = None) -> Any:
-    """Final training (dashed) and test (solid) error against depth, mean ± standard error."""
-    import matplotlib.pyplot as plt
+def claim_groups(claims: Iterable[Any]) -> dict[str, list[Any]]:
+    """Figure 6's claims (:func:`resnet_lab.results.laptop.orderings`) by what they compare.
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 4.0))
-    colors = {"plain": "tab:orange", "residual": "tab:blue"}
-    for kind in ("plain", "residual"):
-        rows = [s for (k, _), s in study.items() if k == kind]
-        if not rows:
-            continue
-        depths = [s.depth for s in rows]
-        name = "plain" if kind == "plain" else "ResNet"
-        for which, style in (("train", "--"), ("test", "-")):
-            means = [s.train_mean if which == "train" else s.test_mean for s in rows]
-            errs = [(s.train_se if which == "train" else s.test_se) or 0.0 for s in rows]
-            ax.errorbar(
-                depths,
-                means,
-                yerr=errs,
-                fmt="o" + style,
-                color=colors[kind],
-                capsize=3,
-                label=f"{name}, {'training' if which == 'train' else 'test'}",
-            )
-    ax.set_xticks(sorted({s.depth for s in study.values()}))
-    ax.set_xlabel("depth (weight layers)")
-    ax.set_ylabel("final error (%)")
-    seeds = sorted({s.n for s in study.values()})
-    ax.set_title(
-        "Laptop depth study: mean ± standard error over " + "/".join(map(str, seeds)) + " seeds"
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return ax
+    ``'plain'``: deeper plain against shallower plain; ``'residual'``: deeper residual
+    against shallower residual; ``'residual vs plain'``: the two kinds at one depth.
+    """
+    out: dict[str, list[Any]] = {"plain": [], "residual": [], "residual vs plain": []}
+    for claim in claims:
+        if claim.text.startswith("plain-"):
+            out["plain"].append(claim)
+        elif "than plain-" in claim.text:
+            out["residual vs plain"].append(claim)
+        else:
+            out["residual"].append(claim)
+    return out

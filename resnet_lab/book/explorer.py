@@ -20,7 +20,7 @@ One output works everywhere:
 
 Example::
 
-    from resnet_lab.explorer import Explorer
+    from resnet_lab.book.explorer import Explorer
 
     data = {
         (str(d), kind): {"test error": (epochs, errors[d, kind])}
@@ -39,11 +39,12 @@ import io
 import itertools
 import json
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from resnet_lab.book.explorer_html import CSS, SCRIPT, colab_plotlyjs, standalone_page
 
 __all__ = ["Explorer", "Series"]
 
@@ -494,18 +495,18 @@ class Explorer:
         controls = self._controls_html()
         return (
             (plotlyjs or "") + f'<div class="rl-explorer" id="{uid}" data-explorer="{uid}">'
-            f"<style>{_CSS}</style>"
+            f"<style>{CSS}</style>"
             f'<div class="rl-title">{html.escape(self.title)}</div>'
             + (f'<div class="rl-controls">{controls}</div>' if controls else "")
             + f'<div class="rl-plot" data-plot="">{fallback}</div>'
             f"{caption}"
             f'<script type="application/json" data-figure="">{payload}</script>'
             "</div>"
-            f"<script>{_JS.replace('__ID__', uid)}</script>"
+            f"<script>{SCRIPT.replace('__ID__', uid)}</script>"
         )
 
     def _repr_html_(self) -> str:
-        return self.to_html(_colab_plotlyjs())
+        return self.to_html(colab_plotlyjs())
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
         """Plotly's mimetype for JupyterLab and VS Code, HTML for the book and Colab."""
@@ -523,20 +524,10 @@ class Explorer:
 
     def save_html(self, path: str | Path) -> Path:
         """Write a standalone HTML page with this explorer (opens in any browser, offline)."""
-        from plotly.offline import get_plotlyjs
-
         from resnet_lab.io import atomic_write_text
 
-        plotlyjs = f'<script charset="utf-8">{get_plotlyjs()}</script>'
-        page = (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(self.title)}</title>{plotlyjs}</head>"
-            '<body style="font-family:system-ui,sans-serif;max-width:760px;margin:1em auto">'
-            f"{self.to_html()}</body></html>\n"
-        )
         path = Path(path)
-        atomic_write_text(path, page)
+        atomic_write_text(path, standalone_page(self.title, self.to_html()))
         return path
 
     def _static_png(self) -> str:
@@ -569,60 +560,3 @@ class Explorer:
 def _rgba(color: str, alpha: float) -> str:
     r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
-
-
-def _colab_plotlyjs() -> str | None:
-    """Colab draws each output in its own frame with no plotly.js: load it there."""
-    if "google.colab" not in sys.modules:
-        return None
-    from plotly.offline import get_plotlyjs_version
-
-    return (
-        f'<script src="https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js" '
-        'charset="utf-8"></script>'
-    )
-
-
-# Styles are scoped to .rl-explorer; drop-downs are at least 36 px tall (touch targets)
-# and 16 px text (phones do not zoom into them).
-_CSS = (
-    ".rl-explorer{margin:1em 0;max-width:760px;color:inherit;font-size:15px}"
-    ".rl-explorer .rl-title{font-weight:600;margin-bottom:.3em}"
-    ".rl-explorer .rl-controls{display:flex;flex-wrap:wrap;gap:.4em 1em;margin-bottom:.4em}"
-    ".rl-explorer label{display:inline-flex;align-items:center;gap:.4em}"
-    ".rl-explorer select{font:inherit;font-size:16px;min-height:36px;padding:2px 6px;"
-    "color:#222;background:#fff;border-radius:6px;border:1px solid rgba(127,127,127,.7)}"
-    ".rl-explorer .rl-plot{width:100%;min-height:120px}"
-    ".rl-explorer .rl-plot img{max-width:100%;height:auto}"
-    ".rl-explorer .rl-caption{font-size:14px;opacity:.85;margin-top:.3em}"
-)
-
-# Draws the figure with the page's plotly.js and shows the traces of the chosen setting.
-# Without plotly.js (scripts blocked, or a viewer without it) the static picture stays.
-_JS = """(function(){
-var root=document.getElementById("__ID__");
-if(!root||root.getAttribute("data-ready")||!window.Plotly){return;}
-root.setAttribute("data-ready","1");
-var spec=JSON.parse(root.querySelector("script[data-figure]").textContent);
-var plot=root.querySelector("[data-plot]"),selects=root.querySelectorAll("select[data-control]");
-var fallback=plot.querySelector("[data-fallback]");if(fallback){plot.removeChild(fallback);}
-function setting(){return Array.prototype.map.call(selects,function(s){return s.value;}).join("|");}
-var wide=spec.layout.height;
-function height(visible){
-// On a phone the legend wraps to one entry a row: grow the figure instead of the plot.
-if(plot.clientWidth>=560){return wide;}
-var n=spec.data.filter(function(t,i){return visible[i]&&t.showlegend!==false;}).length;
-return Math.max(wide,300+26*n);
-}
-function show(){
-var s=setting(),found=spec.settings.indexOf(s)>=0;
-var visible=spec.data.map(function(t){return t.meta===null||t.meta===s;});
-var names=Array.prototype.map.call(selects,function(e){return e.getAttribute("data-control")+" "+e.value;});
-root.setAttribute("data-state",s);
-return Plotly.update(plot,{visible:visible},{"xaxis.autorange":true,"yaxis.autorange":!spec.fixedy,
-"height":height(visible),"annotations[0].visible":!found,
-"annotations[0].text":spec.missing+" "+names.join(", ")});
-}
-Plotly.newPlot(plot,spec.data,spec.layout,spec.config).then(show);
-Array.prototype.forEach.call(selects,function(e){e.addEventListener("change",show);});
-})();"""
