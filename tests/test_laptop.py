@@ -78,3 +78,57 @@ def test_depth_figure_draws_every_network(store):
     ax = reproduction.depth_figure(laptop.laptop_study(store))
     assert len(ax.containers) == 4  # plain and residual, training and test
     assert ax.get_xlabel() == "depth (weight layers)"
+
+
+def pilot(model: str, tag: str, train: float, **recipe) -> dict:
+    rec = record(model, train_error=train, test_error=train + 0.1, tags=(tag,), uid=tag)
+    rec["recipe"].update(recipe)
+    return rec
+
+
+def test_protocol_changes_read_the_records():
+    study = seeded("resnet56-zi", 0, 0.3, 0.4)
+    study["precision"] = "fp32"
+    other = pilot("resnet56", "pilot-A", 0.4, epochs=80, weight_decay=1e-4, eval_every=10)
+    other["data"]["train_size"] = 10_000
+    other["precision"] = "bf16"
+    changes = laptop.protocol_changes(other, study)
+    assert changes == [
+        "10,000 training images (50,000)",
+        "the paper's initialisation",
+        "epochs 80 (1)",
+        "weight_decay 0.0001 (None)",
+        "bf16 (fp32)",
+    ]  # eval_every (evaluation only) is not a change in training
+    assert laptop.protocol_changes(study, study) == []
+
+
+def test_pilots_compare_their_two_deepest_resnets_against_the_study_spread(store):
+    save_run(pilot("resnet44-zi", "pilot-D-80ep", 0.20, epochs=80), store)
+    save_run(pilot("resnet56-zi", "pilot-D-80ep", 0.10, epochs=80), store)
+    save_run(pilot("resnet20", "pC-noaug", 0.0, augment=False), store)
+    found = {p.tag: p for p in laptop.pilots(store)}
+    assert list(found) == ["pC-noaug", "pilot-D-80ep"]  # in PILOT_TAGS order
+    assert found["pC-noaug"].deeper_better is None
+    claim = found["pilot-D-80ep"].deeper_better
+    # the study's residual seeds: 30/31/32 and 25/27/26 -> pooled sd 1.0, se sqrt(2)
+    assert laptop.seed_sd(laptop.laptop_study(store)) == pytest.approx(1.0)
+    assert claim.text == "ResNet-56 trains better than ResNet-44"
+    assert claim.difference == pytest.approx(10.0) and claim.se == pytest.approx(math.sqrt(2))
+    assert claim.holds
+    assert found["pilot-D-80ep"].changes == ("epochs 80 (1)",)
+    rows = laptop.pilot_rows(found.values())
+    assert rows[0]["deepest ResNet against the next shallower"].startswith("not compared")
+    assert rows[1]["deepest ResNet against the next shallower"] == (
+        "ResNet-56 better by 10.00 points (beyond the 1.4-point standard error)"
+    )
+
+
+def test_a_pilot_within_the_seed_spread_does_not_hold(store):
+    save_run(pilot("resnet44-zi", "laptop-wd1e-4", 0.300), store)
+    save_run(pilot("resnet56-zi", "laptop-wd1e-4", 0.295), store)
+    (found,) = laptop.pilots(store)
+    assert found.deeper_better.in_order and not found.deeper_better.holds
+    assert "within the 1.4-point" in laptop.pilot_rows([found])[0][
+        "deepest ResNet against the next shallower"
+    ]

@@ -36,10 +36,29 @@ __all__ = [
     "compare",
     "laptop_study",
     "orderings",
+    "PILOT_TAGS",
+    "Pilot",
+    "pilots",
+    "pilot_rows",
+    "protocol_changes",
+    "seed_sd",
 ]
 
 TAG = "laptop-depth"
 DEPTHS = (20, 32, 44, 56)
+#: The protocols tried before and after the study (``results/depth-pilots/``), each one
+#: seed, in the order they were run; their records say how they differ from the study.
+PILOT_TAGS = (
+    "pilot-A",
+    "pB-zi",
+    "pC-noaug",
+    "pilot-D-80ep",
+    "laptop-wd1e-4",
+    "laptop-32px",
+)
+# Recipe fields that change neither what is trained nor how: evaluation and logging.
+# ``amp`` is what was asked for; the precision a run trained in is compared instead.
+_NOT_TRAINING = {"recipe", "seed", "amp", "eval_every", "eval_every_steps", "log_every_steps"}
 _NAME = re.compile(r"^(resnet|plain)(\d+)(-zi)?$")
 
 
@@ -235,3 +254,132 @@ def claim_groups(claims: Iterable[Any]) -> dict[str, list[Any]]:
         else:
             out["residual"].append(claim)
     return out
+
+
+def protocol_changes(rec: RunRecord, reference: RunRecord) -> list[str]:
+    """How run ``rec`` was trained differently from ``reference``, read from both records:
+    data (images, pixels, test images), initialisation (``-zi``), every recipe field that
+    changes training, and precision; e.g. ``['80 epochs (40)', 'weight_decay 0.0001 (0.0005)']``.
+    """
+    from resnet_lab.engine import bookkeeping_fields
+
+    out = []
+    data, ref_data = rec["data"], reference["data"]
+    for key, name in (("train_size", "training images"), ("test_size", "test images")):
+        if data.get(key) != ref_data.get(key):
+            out.append(f"{data.get(key):,} {name} ({ref_data.get(key):,})")
+    px, ref_px = data.get("image_size", [0])[-1], ref_data.get("image_size", [0])[-1]
+    if px != ref_px:
+        out.append(f"{px}x{px} pixels ({ref_px}x{ref_px})")
+    zi, ref_zi = rec["model"].endswith("-zi"), reference["model"].endswith("-zi")
+    if zi != ref_zi:
+        out.append("zero-initialised branches" if zi else "the paper's initialisation")
+    skip = bookkeeping_fields() | _NOT_TRAINING
+    recipe, ref_recipe = rec["recipe"], reference["recipe"]
+    for key in recipe:
+        if key not in skip and recipe[key] != ref_recipe.get(key):
+            out.append(f"{key} {recipe[key]} ({ref_recipe.get(key)})")
+    precision = rec.get("precision", "fp32")
+    if precision != reference.get("precision", "fp32"):
+        out.append(f"{precision} ({reference.get('precision', 'fp32')})")
+    return out
+
+
+@dataclass(frozen=True)
+class Pilot:
+    """One protocol tried for the study (one seed per network), and what it gave."""
+
+    tag: str
+    changes: tuple[str, ...]  # how it differs from the study (the study's value in brackets)
+    runs: tuple[RunRecord, ...]  # completed residual runs, shallowest first
+    #: standard deviation of one run's final training error over seeds (points), from the
+    #: study's residual nets; None when the study has fewer than two seeds of any of them
+    seed_sd: float | None = None
+
+    def errors(self, which: str = "train") -> dict[str, float]:
+        """``{'ResNet-44': 30.4, ...}``: final error (%) of each network."""
+        key = "train_error" if which == "train" else "test_error"
+        return {_label(r["model"]): 100.0 * r["final"][key] for r in self.runs}
+
+    @property
+    def deeper_better(self) -> Claim | None:
+        """The deepest residual net against the next shallower one. One seed each, so the
+        standard error of their difference is the study's: sqrt(2) x :attr:`seed_sd`."""
+        if len(self.runs) < 2:
+            return None
+        (a, ea), (b, eb) = list(self.errors().items())[-2:]
+        se = math.sqrt(2) * self.seed_sd if self.seed_sd is not None else None
+        evidence = f"{b} {eb:.2f} % vs {a} {ea:.2f} %, one seed each"
+        return Claim(f"{b} trains better than {a}", eb < ea, ea - eb, se, evidence)
+
+
+def seed_sd(study: Mapping[tuple[str, int], SeedSummary], kind: str = "residual") -> float | None:
+    """Pooled standard deviation over seeds of one run's final training error (points)."""
+    groups = [s.train for (k, _), s in study.items() if k == kind and s.n > 1]
+    dof = sum(len(g) - 1 for g in groups)
+    if not dof:
+        return None
+    ss = sum(sum((x - sum(g) / len(g)) ** 2 for x in g) for g in groups)
+    return math.sqrt(ss / dof)
+
+
+def _label(model: str) -> str:
+    match = _NAME.match(model)
+    return (
+        f"{'ResNet' if match.group(1) == 'resnet' else 'plain'}-{match.group(2)}"
+        if match
+        else model
+    )
+
+
+def pilots(store: str | Path | None = None, tag: str = TAG) -> list[Pilot]:
+    """The protocols tried (:data:`PILOT_TAGS`) that stored a completed residual run, each
+    described against the study's own run of its deepest network (seed 0)."""
+    study = list_runs(store, tag=tag, status="completed", seed=0)
+    spread = seed_sd(laptop_study(store, tag))
+    out = []
+    for pilot_tag in PILOT_TAGS:
+        runs = [
+            r
+            for r in list_runs(store, tag=pilot_tag, status="completed")
+            if (m := _NAME.match(r["model"])) and m.group(1) == "resnet"
+        ]
+        if not runs:
+            continue
+        runs.sort(key=lambda r: int(_NAME.match(r["model"]).group(2)))
+        deepest = runs[-1]["model"]
+        depth = _NAME.match(deepest).group(2)
+        reference = [r for r in study if _NAME.match(r["model"]).group(2) == depth]
+        reference = [r for r in reference if r["model"].startswith("resnet")] or study
+        changes = protocol_changes(runs[-1], reference[0]) if reference else []
+        out.append(Pilot(pilot_tag, tuple(changes), tuple(runs), spread))
+    return out
+
+
+def pilot_rows(found: Sequence[Pilot]) -> list[dict[str, str]]:
+    """One row of text per pilot, for a table: what it changed and what it gave."""
+    rows = []
+    for p in found:
+        claim = p.deeper_better
+        if claim is None:
+            verdict = "not compared: one network completed"
+        else:
+            sign = "better" if claim.in_order else "worse"
+            beyond = (
+                ""
+                if claim.se is None
+                else (" (beyond" if abs(claim.difference) > claim.se else " (within")
+                + f" the {claim.se:.1f}-point standard error)"
+            )
+            verdict = f"{claim.text.split(' trains')[0]} {sign} by {abs(claim.difference):.2f} points{beyond}"
+        rows.append(
+            {
+                "protocol": p.tag,
+                "differs from the study in (the study's value)": "; ".join(p.changes) or "nothing",
+                "final training error, one seed (%)": ", ".join(
+                    f"{name} {err:.1f}" for name, err in p.errors().items()
+                ),
+                "deepest ResNet against the next shallower": verdict,
+            }
+        )
+    return rows
