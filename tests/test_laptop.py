@@ -129,6 +129,7 @@ def test_a_pilot_within_the_seed_spread_does_not_hold(store):
     save_run(pilot("resnet56-zi", "laptop-wd1e-4", 0.295), store)
     (found,) = laptop.pilots(store)
     assert found.deeper_better.in_order and not found.deeper_better.holds
-    assert "within the 1.4-point" in laptop.pilot_rows([found])[0][
-        "deepest ResNet against the next shallower"
-    ]
+    assert (
+        "within the 1.4-point"
+        in laptop.pilot_rows([found])[0]["deepest ResNet against the next shallower"]
+    )
