@@ -40,7 +40,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from resnet_lab import runtime
 
@@ -200,10 +199,11 @@ def bench(
     from resnet_lab.data import DataError, default_channels_last, load_data
     from resnet_lab.engine import (
         TrainConfig,
-        _amp_dtype,
-        _autocast,
+        amp_dtype,
         make_optimizer,
+        make_scaler,
         precision_name,
+        train_step,
     )
     from resnet_lab.models import build
 
@@ -222,11 +222,11 @@ def bench(
             "bench: no dataset found (data='auto'); timing on synthetic images", stacklevel=2
         )
         ds = load_data("synthetic", train_per_class=per_class, test_per_class=1)
-    engine_dtype = _amp_dtype(amp, device)
+    engine_dtype = amp_dtype(amp, device)
     channels_last = default_channels_last(device)
 
     def setup(compiled: bool, channels_last: bool, engine: bool):
-        amp_dtype = engine_dtype if engine else None  # the reference: eager fp32
+        dtype = engine_dtype if engine else None  # the reference: eager fp32
         torch.manual_seed(0)
         model = build(model_name, num_classes=ds.num_classes).to(device)
         if channels_last:
@@ -236,20 +236,10 @@ def bench(
         else:
             opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
         fwd = torch.compile(model) if compiled else model
-        loss_fn = nn.CrossEntropyLoss()
-        scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+        scaler = make_scaler(device, dtype)  # a pass-through unless fp16
 
-        def step(x: torch.Tensor, y: torch.Tensor) -> None:
-            with _autocast(device, amp_dtype):
-                loss = loss_fn(fwd(x).float(), y)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
+        def step(x: torch.Tensor, y: torch.Tensor) -> None:  # the engine's step, both pipelines
+            train_step(fwd, opt, scaler, x, y, dtype=dtype)
 
         return model, step
 

@@ -239,9 +239,9 @@ def test_amp_choice_by_hardware(monkeypatch, native_bf16, auto):
 
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native_bf16)
     cpu = torch.device("cpu")
-    assert E._amp_dtype("auto", cpu) is auto  # bf16 only where the CPU computes it natively
-    assert E._amp_dtype("bf16", cpu) is torch.bfloat16
-    assert E._amp_dtype("off", torch.device("cuda")) is None
+    assert E.amp_dtype("auto", cpu) is auto  # bf16 only where the CPU computes it natively
+    assert E.amp_dtype("bf16", cpu) is torch.bfloat16
+    assert E.amp_dtype("off", torch.device("cuda")) is None
 
 
 @pytest.mark.parametrize(
@@ -252,12 +252,12 @@ def test_auto_amp_is_fp16_on_a_t4_and_bf16_from_ampere_on(monkeypatch, capabilit
     # torch >= 2.4 says a T4 "supports" bf16 (emulated, slow): the choice must not ask that.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
-    assert E._amp_dtype("auto", torch.device("cuda")) is dtype
+    assert E.amp_dtype("auto", torch.device("cuda")) is dtype
 
 
 def test_running_sums_avoid_float64_on_mps():
-    assert E._sum_dtype(torch.device("mps")) is torch.float32
-    assert E._sum_dtype(torch.device("cpu")) is torch.float64
+    assert E.sum_dtype(torch.device("mps")) is torch.float32
+    assert E.sum_dtype(torch.device("cpu")) is torch.float64
 
 
 class _OomNet(nn.Module):
@@ -310,7 +310,7 @@ def test_out_of_memory_while_moving_the_data_suggests_a_subset(data, monkeypatch
 
 def test_nan_at_an_epoch_end_is_caught_before_the_epoch_is_recorded(data, monkeypatch):
     # On a GPU the NaN check runs every few dozen steps; an epoch's record must not hold NaN.
-    monkeypatch.setattr(E.loop, "_nan_check_interval", lambda device, config: 50)
+    monkeypatch.setattr(E.loop, "nan_check_interval", lambda device, config: 50)
     steps = len(E.loop.GpuLoader(data.train_x, data.train_y, 32, True, data.mean, data.std, "cpu"))
     with pytest.raises(E.TrainingDiverged) as info:
         E.train(

@@ -71,39 +71,46 @@ from resnet_lab.engine.errors import (
     spell_argument,
 )
 from resnet_lab.engine.evaluate import evaluate
-from resnet_lab.engine.loop import _deterministic as _deterministic
 from resnet_lab.engine.loop import train
+from resnet_lab.engine.meters import Clock, Mean
 from resnet_lab.engine.precision import (
-    _amp_dtype as _amp_dtype,
-)
-from resnet_lab.engine.precision import (
-    _autocast as _autocast,
-)
-from resnet_lab.engine.precision import (
-    _sum_dtype as _sum_dtype,
-)
-from resnet_lab.engine.precision import (
+    amp_dtype,
+    autocast,
     cpu_has_native_bf16,
     fused_sgd_supported,
     make_optimizer,
+    make_scaler,
     precision_name,
     precision_of,
+    sum_dtype,
 )
 from resnet_lab.engine.run import Run, history_curve, model_depth
+from resnet_lab.engine.state import TrainState
+from resnet_lab.engine.step import StepOutput, kernel_selection, train_step
 
 __all__ = [
     "AMP_MODES",
     "RECIPES",
     "SCHEDULES",
+    "Clock",
     "ConfigError",
     "Fix",
+    "Mean",
     "OutOfMemory",
     "Run",
+    "StepOutput",
     "StopTraining",
     "TrainConfig",
+    "TrainState",
     "TrainingDiverged",
+    "amp_dtype",
+    "autocast",
     "bookkeeping_fields",
     "evaluate",
+    "kernel_selection",
+    "make_scaler",
+    "sum_dtype",
+    "train_step",
     "fused_sgd_supported",
     "history_curve",
     "make_optimizer",
