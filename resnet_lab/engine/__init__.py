@@ -29,6 +29,16 @@ Recipes (:func:`recipe`):
 
 Every field of :class:`TrainConfig` can be overridden: ``recipe("paper", lr=0.05)``.
 
+The pieces :func:`train` is made of are public too: :func:`train_step` (autocast forward,
+fp32 loss, backward, an SGD step through a :class:`torch.amp.GradScaler` from
+:func:`make_scaler`; ``resnet-lab bench`` and the suite time this very step),
+:class:`TrainState` (everything a run's progress is; its ``state_dict()`` is the
+checkpoint) and :class:`Mean` (running means summed on the device)::
+
+    state.model.train()
+    for x, y in loader:
+        out = rl.engine.train_step(state.model, state.optimizer, state.scaler, x, y)
+
 Hardware choices (``amp="auto"``, ``channels_last=None``): bf16 autocast on GPUs
 that have bf16 tensor cores (A100, H100), fp16 with gradient scaling on older GPUs (e.g.
 the T4), bf16 on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX, see

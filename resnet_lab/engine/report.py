@@ -1,4 +1,4 @@
-"""What a run shows and records as it goes: the progress bar, its lines, the step records."""
+"""What a run shows as it goes: the progress bar and its lines; callbacks are called here."""
 
 from __future__ import annotations
 
