@@ -359,28 +359,16 @@ def test_mean_sums_in_place_and_measures_since_a_mark():
     assert m.compute()[1] == 0.0
 
 
-def test_bench_and_the_suite_time_the_engines_train_step(monkeypatch):
-    from resnet_lab import bench, suite
+def test_the_suite_times_the_engines_train_step(monkeypatch):
+    from resnet_lab import suite
 
     calls = []
     real = E.train_step
-    monkeypatch.setattr(E, "train_step", lambda *a, **k: calls.append(k) or real(*a, **k))
-    bench.bench(
-        "resnet20",
-        8,
-        steps=1,
-        warmup=0,
-        rounds=1,
-        device="cpu",
-        data="synthetic",
-        workers=0,
-        amp="off",
-    )
-    assert len(calls) == 2  # one timed step of each pipeline
+    monkeypatch.setattr(E, "train_step", lambda *a, **k: calls.append(a[5:]) or real(*a, **k))
     sizes = suite.Sizes(rounds=1, warmup=0, images_per_round=8)
-    tiny = synthetic(8, 2, seed=0)
-    r = suite.time_training_steps("resnet20", 2, tiny, CPU, sizes)
-    assert len(calls) == 2 + 4 and r["images_per_sec"] > 0  # at least 4 timed steps
+    r = suite.time_training_steps("resnet20", 2, synthetic(8, 2, seed=0), CPU, sizes)
+    assert len(calls) == 4 and r["images_per_sec"] > 0  # at least 4 timed steps
+    assert all(dtype is torch.bfloat16 for _, dtype in calls)
 
 
 def test_evaluate_reports_loss_error_and_needs_stats_for_uint8(data):
