@@ -84,7 +84,7 @@ def train(
     if resume and checkpoint is not None and Path(checkpoint).exists():
         s.resume(Path(checkpoint))
     state, run = s.state, s.state.run
-    s.start(progress)  # the progress bar and its first line; the clock starts
+    s.start(progress)  # DDP and compile wrappers, the progress bar, the clock
     try:
         with _graceful_interrupt() as interrupted, kernel_selection(device, config.deterministic):
             model.train()
@@ -177,11 +177,6 @@ class _Session:
             train_meter=Mean(["train_loss", "train_error"], device),
             grad_meter=Mean(run.grad_norm_layers, device),
         )
-        net = model
-        if ctx.is_distributed:
-            ids = [device.index] if device.type == "cuda" else None
-            net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        self.fwd = torch.compile(net) if config.compile else net
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.file = _CheckpointFile(checkpoint, ctx.is_main)
         # good_step: the last epoch end where losses, weights and BN statistics were finite;
@@ -202,7 +197,14 @@ class _Session:
         self.file.saved_step = self.good_step = self.state.step
 
     def start(self, progress: bool) -> None:
+        """Wrap the model (DDP broadcasts rank 0's weights, resumed or not; compile), show the
+        progress bar and the run's first line, start the clock."""
         st = self.state
+        net = st.model
+        if self.ctx.is_distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        self.fwd = torch.compile(net) if self.config.compile else net
         self.bar = Progress(progress and self.ctx.is_main, self.total, st.step, st.run.model_name)
         self.bar.write(start_line(st.run, self.channels_last, self.total))
         st.clock.start()
