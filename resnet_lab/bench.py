@@ -183,6 +183,53 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def _bench_data(data: str, batch_size: int):
+    """A few batches' worth of images, balanced; synthetic ones when ``data='auto'`` finds none."""
+    from resnet_lab.data import DataError, load_data
+
+    per_class = max(2, -(-batch_size * 4 // 10))
+    try:
+        return load_data(data, train_per_class=per_class, test_per_class=1, progress=False)
+    except DataError:
+        if data != "auto":  # a dataset that was asked for by name or path must be there
+            raise
+        warnings.warn(
+            "bench: no dataset found (data='auto'); timing on synthetic images", stacklevel=3
+        )
+        return load_data("synthetic", train_per_class=per_class, test_per_class=1)
+
+
+def _trainer(
+    model_name: str,
+    num_classes: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    engine: bool,
+    compiled: bool,
+    channels_last: bool,
+) -> tuple[nn.Module, Callable[[torch.Tensor, torch.Tensor], None]]:
+    """A fresh model (seed 0) and its training step: the engine's :func:`train_step` for both
+    pipelines, with the engine's optimizer or torch's default SGD."""
+    from resnet_lab.engine import TrainConfig, make_optimizer, make_scaler, train_step
+    from resnet_lab.models import build
+
+    torch.manual_seed(0)
+    model = build(model_name, num_classes=num_classes).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if engine:  # the engine's own optimizer (fused SGD where torch has it)
+        opt = make_optimizer(model, TrainConfig(momentum=0.9, weight_decay=5e-4), lr=0.05)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    fwd = torch.compile(model) if compiled else model
+    scaler = make_scaler(device, dtype)  # a pass-through unless fp16
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        train_step(fwd, opt, scaler, x, y, dtype=dtype)
+
+    return model, step
+
+
 def bench(
     model_name: str,
     batch_size: int = 128,
@@ -197,14 +244,8 @@ def bench(
     breakdown: bool = False,
 ) -> BenchResult:
     """Training images/s of the engine and of the reference pipeline for ``model_name``."""
-    from resnet_lab.data import DataError, default_channels_last, load_data
-    from resnet_lab.engine import (
-        TrainConfig,
-        _amp_dtype,
-        _autocast,
-        make_optimizer,
-        precision_name,
-    )
+    from resnet_lab.data import default_channels_last
+    from resnet_lab.engine import amp_dtype, precision_name
     from resnet_lab.models import build
 
     if steps < 1 or rounds < 1 or warmup < 0 or batch_size < 1:
@@ -212,46 +253,13 @@ def bench(
     device = runtime.pick_device(device)
     with torch.device("meta"):  # an unknown name fails here, before any data is read
         build(model_name)
-    per_class = max(2, -(-batch_size * 4 // 10))  # a few batches' worth, balanced
-    try:
-        ds = load_data(data, train_per_class=per_class, test_per_class=1, progress=False)
-    except DataError:
-        if data != "auto":  # a dataset that was asked for by name or path must be there
-            raise
-        warnings.warn(
-            "bench: no dataset found (data='auto'); timing on synthetic images", stacklevel=2
-        )
-        ds = load_data("synthetic", train_per_class=per_class, test_per_class=1)
-    engine_dtype = _amp_dtype(amp, device)
+    ds = _bench_data(data, batch_size)
+    engine_dtype = amp_dtype(amp, device)
     channels_last = default_channels_last(device)
 
     def setup(compiled: bool, channels_last: bool, engine: bool):
-        amp_dtype = engine_dtype if engine else None  # the reference: eager fp32
-        torch.manual_seed(0)
-        model = build(model_name, num_classes=ds.num_classes).to(device)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if engine:  # the engine's own optimizer (fused SGD where torch has it)
-            opt = make_optimizer(model, TrainConfig(momentum=0.9, weight_decay=5e-4), lr=0.05)
-        else:
-            opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-        fwd = torch.compile(model) if compiled else model
-        loss_fn = nn.CrossEntropyLoss()
-        scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-
-        def step(x: torch.Tensor, y: torch.Tensor) -> None:
-            with _autocast(device, amp_dtype):
-                loss = loss_fn(fwd(x).float(), y)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-
-        return model, step
+        dtype = engine_dtype if engine else None  # the reference: eager fp32
+        return _trainer(model_name, ds.num_classes, device, dtype, engine, compiled, channels_last)
 
     pipelines = {
         "engine": (

@@ -6,7 +6,9 @@ and dicts (no pickled classes), so loading it never runs foreign code::
     state = torch.load("runs/resnet20/checkpoint.pt", weights_only=True)
     model.load_state_dict(state["model"])
 
-Keys: ``format`` (``resnet_lab.checkpoint/1``), ``model`` (state dict),
+The engine saves :meth:`resnet_lab.engine.TrainState.state_dict` and ``--resume`` loads it
+back with :meth:`~resnet_lab.engine.TrainState.load_state_dict`. Keys: ``format``
+(``resnet_lab.checkpoint/1``), ``model`` (state dict),
 ``optimizer``, ``scaler`` (fp16 gradient scaler, may be empty), ``config`` (the
 :class:`~resnet_lab.engine.TrainConfig` as a dict), ``progress`` (step, epoch,
 batch within the epoch, partial-epoch sums), ``history``, ``steps`` (per-step

@@ -54,6 +54,11 @@ def test_bench_trains_every_pipeline_on_cpu(monkeypatch):
         real_sync(device)
 
     monkeypatch.setattr(bench_mod, "_sync", counting_sync)
+    from resnet_lab import engine
+
+    steps = []
+    real_step = engine.train_step
+    monkeypatch.setattr(engine, "train_step", lambda *a, **k: steps.append(1) or real_step(*a, **k))
     r = bench_mod.bench(
         "resnet20",
         batch_size=8,
@@ -74,6 +79,7 @@ def test_bench_trains_every_pipeline_on_cpu(monkeypatch):
     for ips in (r.engine_ips, r.reference_ips, r.engine_compute_ips, r.reference_compute_ips):
         assert ips > 0
     assert len(seen) == 2 * 4  # before and after the timed steps of each of the four pipelines
+    assert len(steps) == 4  # every pipeline trains with the engine's one step function
 
 
 @pytest.mark.parametrize("kwargs", [{"steps": 0}, {"rounds": 0}, {"batch_size": 0}, {"warmup": -1}])

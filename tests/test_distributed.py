@@ -30,7 +30,7 @@ SETUP = textwrap.dedent(
         data = synthetic(72, 30, seed=1)  # 72 = 4 full batches of 16 and one of 8
         # fp32 on every CPU: the comparison is of the arithmetic, bf16 rounding would hide it
         config = E.recipe("fast", epochs=2, batch_size=16, lr=0.05, log_every_steps=0,
-                          eval_batch_size=16, amp="off")
+                          eval_batch_size=16, amp="off", grad_norms=True)
         return net, data, config
     """
 )
@@ -96,6 +96,8 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
         assert a["train_error"] == pytest.approx(b["train_error"], abs=1e-6)
         assert a["test_error"] == pytest.approx(b["test_error"], abs=1e-6)
+        # the norms of the averaged gradients, not divided by the number of processes
+        assert a["grad_norms"] == pytest.approx(b["grad_norms"], rel=1e-4)
 
 
 BN_WORKER = textwrap.dedent(

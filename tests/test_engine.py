@@ -221,6 +221,156 @@ def test_resume_reproduces_the_uninterrupted_history(data, tmp_path, stop_at):
         assert torch.equal(a, b)
 
 
+# ----------------------------------------------------------------------------- state and step
+
+CPU = torch.device("cpu")
+
+
+def _batch(data, i: int, n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    x = data.train_x[i * n : (i + 1) * n].float() / 255 - 0.5  # (n, 3, 32, 32)
+    return x, data.train_y[i * n : (i + 1) * n]
+
+
+def _state(seed: int, fp16: bool) -> E.TrainState:
+    torch.manual_seed(seed)
+    model = nn.Sequential(tiny_net(seed), nn.Dropout(0.3))  # dropout: the RNG state matters
+    config = small()
+    opt = E.make_optimizer(model, config, lr=0.05)
+    # enabled on the CPU too: its state (scale, growth tracker) must round-trip
+    scaler = torch.amp.GradScaler("cpu", enabled=fp16, growth_interval=2)
+    run = E.Run(model_name="tiny", config=config, data={"variant": "synthetic"})
+    layers = ["0.0", "0.4", "0.8"]
+    return E.TrainState(
+        model, opt, scaler, run, E.Mean(["train_loss", "train_error"], CPU), E.Mean(layers, CPU)
+    )
+
+
+def _advance(state: E.TrainState, data, batches: range) -> None:
+    """What train() does with a state, by hand: steps, meters, counters, an epoch record."""
+    weights = [state.model[0][i].weight for i in (0, 4, 8)]
+    for i in batches:
+        x, y = _batch(data, i)
+        out = E.train_step(state.model, state.optimizer, state.scaler, x, y, norms_of=weights)
+        state.train_meter.add(len(y), out.loss.double() * len(y), (out.logits.argmax(1) != y).sum())
+        state.grad_meter.add(1, out.grad_norms)
+        state.step, state.batch_in_epoch = state.step + 1, state.batch_in_epoch + 1
+    means, _ = state.train_meter.compute()
+    state.run.history.append({"step": state.step, **means})
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_a_train_state_restored_from_its_state_dict_continues_exactly(data, tmp_path, fp16):
+    from resnet_lab import checkpoint as C
+
+    whole = _state(0, fp16)
+    _advance(whole, data, range(0, 2))
+    C.save_checkpoint(whole.state_dict(), tmp_path / "s.pt")
+    _advance(whole, data, range(2, 5))
+
+    resumed = _state(99, fp16)  # other weights and RNG: everything must come from the file
+    resumed.load_state_dict(C.load_checkpoint(tmp_path / "s.pt"))  # weights_only=True
+    assert (resumed.step, resumed.batch_in_epoch, len(resumed.run.history)) == (2, 2, 1)
+    assert resumed.run.id == whole.run.id
+    _advance(resumed, data, range(2, 5))
+
+    a, b = whole.state_dict(), resumed.state_dict()
+    for state in (a, b):
+        del state["progress"]["epoch_train_time"], state["wall_time"]  # clock readings
+    assert set(a) == set(b) and bool(a["scaler"]) == fp16
+    for key in a:
+        assert _identical(a[key], b[key]), key
+
+
+def _identical(a, b) -> bool:
+    """Equal, tensors bit for bit, however nested."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict) and a.keys() == b.keys() and all(_identical(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def test_train_step_with_a_disabled_scaler_is_one_plain_sgd_step(data):
+    x, y = _batch(data, 0)
+    model, by_hand = tiny_net(), tiny_net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt_by_hand = torch.optim.SGD(by_hand.parameters(), lr=0.1, momentum=0.9)
+    scaler = E.make_scaler(CPU, None)
+    assert not scaler.is_enabled() and not E.make_scaler(CPU, torch.bfloat16).is_enabled()
+    out = E.train_step(model, opt, scaler, x, y)
+    loss = nn.functional.cross_entropy(by_hand(x), y)
+    opt_by_hand.zero_grad()
+    loss.backward()
+    opt_by_hand.step()
+    assert torch.equal(out.loss, loss.detach()) and out.logits.shape == (32, 10)
+    assert out.grad_norms is None and not out.loss.requires_grad
+    for p, q in zip(model.parameters(), by_hand.parameters(), strict=True):
+        assert torch.equal(p, q)
+    # weight scales the gradient (DDP's share of an uneven batch); the norms are of it
+    norms = []
+    for weight in (1.0, 0.5):
+        net = tiny_net()
+        sgd = torch.optim.SGD(net.parameters(), lr=0.1)
+        out = E.train_step(net, sgd, scaler, x, y, weight=weight, norms_of=[net[0].weight])
+        norms.append(out.grad_norms)
+    assert torch.equal(norms[1], norms[0] / 2)
+
+
+def test_train_step_with_an_enabled_scaler_unscales_and_skips_an_overflow(data):
+    x, y = _batch(data, 0)
+    nets = [tiny_net(), tiny_net()]
+    opts = [E.make_optimizer(n, small(), lr=0.1) for n in nets]  # fused SGD where torch has it
+    scaled = torch.amp.GradScaler("cpu", init_scale=2.0**10, enabled=True)
+    scalers = [scaled, E.make_scaler(CPU, None)]
+    outs = [
+        E.train_step(n, o, s, x, y, norms_of=[n[0].weight])
+        for n, o, s in zip(nets, opts, scalers, strict=True)
+    ]
+    # A power-of-two loss scale is exact: the same step, and the norms of the true gradients.
+    assert torch.equal(outs[0].grad_norms, outs[1].grad_norms)
+    for p, q in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(p, q)
+    # An inf in the batch makes the gradients non-finite: the step is skipped, the scale halved.
+    before = [p.detach().clone() for p in nets[0].parameters()]
+    bad = x.clone()
+    bad[0] = float("inf")
+    out = E.train_step(nets[0], opts[0], scaled, bad, y, norms_of=[nets[0][0].weight])
+    assert not torch.isfinite(out.grad_norms).all() and scaled.get_scale() == 2.0**9
+    assert all(torch.equal(p, q) for p, q in zip(nets[0].parameters(), before, strict=True))
+
+
+def test_mean_sums_in_place_and_measures_since_a_mark():
+    m = E.Mean(["loss", "error"], CPU)
+    assert m.total.dtype == torch.float64 and m.compute() == ({"loss": 0.0, "error": 0.0}, 0.0)
+    m.add(2, torch.tensor(3.0), torch.tensor(1))
+    mark = m.mark()
+    m.add(4, torch.tensor(2.0), torch.tensor(2))
+    assert m.compute() == ({"loss": 5 / 6, "error": 3 / 6}, 6.0)
+    assert m.compute(since=mark) == ({"loss": 0.5, "error": 0.5}, 4.0)
+    per_layer = E.Mean(["a", "b"], CPU)  # one vector of sums, a tensor weight
+    per_layer.add(torch.tensor(True), torch.tensor([2.0, 4.0]))
+    per_layer.add(torch.tensor(False), torch.tensor([0.0, 0.0]))
+    assert per_layer.compute() == ({"a": 2.0, "b": 4.0}, 1.0)
+    m.reset()
+    assert m.compute()[1] == 0.0
+
+
+def test_the_suite_times_the_engines_train_step(monkeypatch):
+    from resnet_lab import suite
+
+    calls = []
+    real = E.train_step
+    monkeypatch.setattr(E, "train_step", lambda *a, **k: calls.append(a[5:]) or real(*a, **k))
+    sizes = suite.Sizes(rounds=1, warmup=0, images_per_round=8)
+    r = suite.time_training_steps("resnet20", 2, synthetic(8, 2, seed=0), CPU, sizes)
+    assert len(calls) == 4 and r["images_per_sec"] > 0  # at least 4 timed steps
+    assert all(dtype is torch.bfloat16 for _, dtype in calls)
+
+
 def test_evaluate_reports_loss_error_and_needs_stats_for_uint8(data):
     net = tiny_net()
     out = E.evaluate(net, data.test_x, data.test_y, data.mean, data.std, batch_size=16)
@@ -239,9 +389,9 @@ def test_amp_choice_by_hardware(monkeypatch, native_bf16, auto):
 
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native_bf16)
     cpu = torch.device("cpu")
-    assert E._amp_dtype("auto", cpu) is auto  # bf16 only where the CPU computes it natively
-    assert E._amp_dtype("bf16", cpu) is torch.bfloat16
-    assert E._amp_dtype("off", torch.device("cuda")) is None
+    assert E.amp_dtype("auto", cpu) is auto  # bf16 only where the CPU computes it natively
+    assert E.amp_dtype("bf16", cpu) is torch.bfloat16
+    assert E.amp_dtype("off", torch.device("cuda")) is None
 
 
 @pytest.mark.parametrize(
@@ -252,12 +402,12 @@ def test_auto_amp_is_fp16_on_a_t4_and_bf16_from_ampere_on(monkeypatch, capabilit
     # torch >= 2.4 says a T4 "supports" bf16 (emulated, slow): the choice must not ask that.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
-    assert E._amp_dtype("auto", torch.device("cuda")) is dtype
+    assert E.amp_dtype("auto", torch.device("cuda")) is dtype
 
 
 def test_running_sums_avoid_float64_on_mps():
-    assert E._sum_dtype(torch.device("mps")) is torch.float32
-    assert E._sum_dtype(torch.device("cpu")) is torch.float64
+    assert E.sum_dtype(torch.device("mps")) is torch.float32
+    assert E.sum_dtype(torch.device("cpu")) is torch.float64
 
 
 class _OomNet(nn.Module):
@@ -310,7 +460,7 @@ def test_out_of_memory_while_moving_the_data_suggests_a_subset(data, monkeypatch
 
 def test_nan_at_an_epoch_end_is_caught_before_the_epoch_is_recorded(data, monkeypatch):
     # On a GPU the NaN check runs every few dozen steps; an epoch's record must not hold NaN.
-    monkeypatch.setattr(E.loop, "_nan_check_interval", lambda device, config: 50)
+    monkeypatch.setattr(E.loop, "nan_check_interval", lambda device, config: 50)
     steps = len(E.loop.GpuLoader(data.train_x, data.train_y, 32, True, data.mean, data.std, "cpu"))
     with pytest.raises(E.TrainingDiverged) as info:
         E.train(

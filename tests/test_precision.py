@@ -20,7 +20,7 @@ def _fake_capabilities(monkeypatch, **flags):
 def test_auto_is_bf16_on_a_cpu_with_native_bf16(monkeypatch):
     _fake_capabilities(monkeypatch, avx512_bf16=True)
     assert engine.cpu_has_native_bf16()
-    assert engine._amp_dtype("auto", CPU) is torch.bfloat16
+    assert engine.amp_dtype("auto", CPU) is torch.bfloat16
     assert engine.precision_of("auto", "cpu") == "bf16"
 
 
@@ -32,7 +32,7 @@ def test_auto_is_bf16_on_a_cpu_with_amx(monkeypatch):
 def test_auto_is_fp32_on_a_cpu_without_native_bf16(monkeypatch):
     _fake_capabilities(monkeypatch)  # e.g. an AVX2-only CPU: bf16 would be emulated
     assert not engine.cpu_has_native_bf16()
-    assert engine._amp_dtype("auto", CPU) is None
+    assert engine.amp_dtype("auto", CPU) is None
     assert engine.precision_of("auto", "cpu") == "fp32"
 
 
@@ -54,7 +54,7 @@ def test_an_explicit_amp_wins(monkeypatch, native):
 
 def test_mps_stays_fp32(monkeypatch):
     _fake_capabilities(monkeypatch, avx512_bf16=True)
-    assert engine._amp_dtype("auto", torch.device("mps")) is None
+    assert engine.amp_dtype("auto", torch.device("mps")) is None
 
 
 @pytest.fixture

@@ -29,6 +29,16 @@ Recipes (:func:`recipe`):
 
 Every field of :class:`TrainConfig` can be overridden: ``recipe("paper", lr=0.05)``.
 
+The pieces :func:`train` is made of are public too: :func:`train_step` (autocast forward,
+fp32 loss, backward, an SGD step through a :class:`torch.amp.GradScaler` from
+:func:`make_scaler`; ``resnet-lab bench`` and the suite time this very step),
+:class:`TrainState` (everything a run's progress is; its ``state_dict()`` is the
+checkpoint) and :class:`Mean` (running means summed on the device)::
+
+    state.model.train()
+    for x, y in loader:
+        out = rl.engine.train_step(state.model, state.optimizer, state.scaler, x, y)
+
 Hardware choices (``amp="auto"``, ``channels_last=None``): bf16 autocast on GPUs
 that have bf16 tensor cores (A100, H100), fp16 with gradient scaling on older GPUs (e.g.
 the T4), bf16 on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX, see
@@ -71,39 +81,46 @@ from resnet_lab.engine.errors import (
     spell_argument,
 )
 from resnet_lab.engine.evaluate import evaluate
-from resnet_lab.engine.loop import _deterministic as _deterministic
 from resnet_lab.engine.loop import train
+from resnet_lab.engine.meters import Clock, Mean
 from resnet_lab.engine.precision import (
-    _amp_dtype as _amp_dtype,
-)
-from resnet_lab.engine.precision import (
-    _autocast as _autocast,
-)
-from resnet_lab.engine.precision import (
-    _sum_dtype as _sum_dtype,
-)
-from resnet_lab.engine.precision import (
+    amp_dtype,
+    autocast,
     cpu_has_native_bf16,
     fused_sgd_supported,
     make_optimizer,
+    make_scaler,
     precision_name,
     precision_of,
+    sum_dtype,
 )
 from resnet_lab.engine.run import Run, history_curve, model_depth
+from resnet_lab.engine.state import TrainState
+from resnet_lab.engine.step import StepOutput, kernel_selection, train_step
 
 __all__ = [
     "AMP_MODES",
     "RECIPES",
     "SCHEDULES",
+    "Clock",
     "ConfigError",
     "Fix",
+    "Mean",
     "OutOfMemory",
     "Run",
+    "StepOutput",
     "StopTraining",
     "TrainConfig",
+    "TrainState",
     "TrainingDiverged",
+    "amp_dtype",
+    "autocast",
     "bookkeeping_fields",
     "evaluate",
+    "kernel_selection",
+    "make_scaler",
+    "sum_dtype",
+    "train_step",
     "fused_sgd_supported",
     "history_curve",
     "make_optimizer",

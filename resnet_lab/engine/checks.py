@@ -19,12 +19,12 @@ from resnet_lab.engine.errors import Fix, OutOfMemory
 from resnet_lab.engine.run import Run
 
 
-def _nan_check_interval(device: torch.device, config: TrainConfig) -> int:
+def nan_check_interval(device: torch.device, config: TrainConfig) -> int:
     """Steps between NaN checks: every step on CPU; on a GPU a check waits for the device."""
     return 1 if device.type == "cpu" else max(1, min(config.log_every_steps or 50, 50))
 
 
-def _nonfinite_state(
+def nonfinite_state(
     model: nn.Module, train_loss: float | None = None, test_loss: float | None = None
 ) -> str:
     """What is NaN or infinite among the losses, weights and buffers ('' when all are finite)."""
@@ -52,7 +52,7 @@ _USUAL = {
 }
 
 
-def _unusual_settings(config: TrainConfig) -> list[tuple[str, dict[str, Any]]]:
+def unusual_settings(config: TrainConfig) -> list[tuple[str, dict[str, Any]]]:
     """(note, the recipe's usual value) for each setting out of its usual range."""
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     usual = {**defaults, **RECIPES.get(config.recipe, {})}
@@ -83,7 +83,7 @@ def _available_memory(device: torch.device) -> int | None:
         return None
 
 
-def _check_memory(
+def check_memory(
     model: nn.Module,
     data: ImageData,
     config: TrainConfig,
@@ -134,7 +134,9 @@ def _check_memory(
         raise OutOfMemory(reason, None, [Fix("use at most the batch that fits", {name: fits})])
 
 
-def _check_resume(path: Path, state: dict[str, Any], config: TrainConfig, run: Run) -> None:
+def check_resume(path: Path, state: dict[str, Any], config: TrainConfig, run: Run) -> None:
+    """Refuse a checkpoint made with other settings (bookkeeping fields and ``amp`` aside),
+    for another model or on other data: resuming it would train a different run."""
     saved = state["config"]
     now = config.to_dict()
     # amp may change too: it is a request ('auto' is bf16 on one CPU, fp32 on another), and
@@ -162,3 +164,55 @@ def _check_resume(path: Path, state: dict[str, Any], config: TrainConfig, run: R
         raise ckpt.CheckpointError(
             path, f"was trained on data {saved_variant!r}, not {run.data.get('variant')!r}"
         )
+
+
+def divergence_advice(config: TrainConfig, lr: float, fp16: bool) -> tuple[str, list[Fix]]:
+    """(what the reason adds, what to try) for a run that diverged at learning rate ``lr``.
+
+    A setting out of its usual range is the likeliest cause, so it is named alone; else a
+    lower lr, a warm-up (He et al., 2016, §4.2 warm up their 110-layer net) and bf16, whose
+    exponent range is fp32's, instead of fp16.
+    """
+    unusual = unusual_settings(config)
+    if unusual:
+        usual = {k: v for _, settings in unusual for k, v in settings.items()}
+        notes = "; unusual: " + ", ".join(note for note, _ in unusual)
+        return notes, [Fix("go back to the usual values", usual)]
+    fixes = [Fix("lower the learning rate", {"lr": lr / 2})]
+    if not config.warmup_steps:
+        fixes.append(Fix("add a warm-up", {"warmup_steps": 400, "warmup_lr": 0.01}))
+    if fp16:
+        fixes.append(Fix("with fp16, try bf16 or fp32", {"amp": "bf16"}))
+    return "", fixes
+
+
+def oom_advice(
+    config: TrainConfig, device_name: str, evaluating: bool, mixed_precision: bool
+) -> tuple[str, list[Fix]]:
+    """(reason, what to try) for a device that ran out of memory training or evaluating."""
+    if evaluating:
+        reason = (
+            f"the GPU ran out of memory evaluating batches of {config.eval_batch_size} "
+            f"test images ({device_name})"
+        )
+        return reason, [Fix("try", {"eval_batch_size": max(1, config.eval_batch_size // 2)})]
+    reason = f"the GPU ran out of memory at batch size {config.batch_size} ({device_name})"
+    fixes = [Fix("try", {"batch_size": max(1, config.batch_size // 2)})]
+    if not mixed_precision:
+        fixes.append(Fix("mixed precision", {"amp": "bf16"}))
+    return reason, [*fixes, Fix("a smaller model")]
+
+
+def dataset_oom(data: ImageData, device: torch.device) -> OutOfMemory:
+    """The error for a dataset that does not fit in the device's memory (before training)."""
+    size = (data.train_x.numel() + data.test_x.numel()) / 2**20
+    msg = (
+        f"the dataset ({size:.0f} MiB as uint8) does not fit in the memory of "
+        f"{runtime.device_name(device)}"
+    )
+    fixes = [
+        Fix("free the GPU (other runs, notebooks)"),
+        Fix("use a subset", {"train_per_class": "N"}),
+        Fix("train on the CPU", {"device": "cpu"}),
+    ]
+    return OutOfMemory(msg, None, fixes)

@@ -9,19 +9,20 @@ from torch import nn
 
 from resnet_lab import distributed
 from resnet_lab.data import GpuLoader
-from resnet_lab.engine.precision import _amp_dtype, _autocast, _sum_dtype
+from resnet_lab.engine.precision import amp_dtype, autocast, sum_dtype
 
 
 @torch.no_grad()
-def _evaluate_loader(
-    model: nn.Module, loader: GpuLoader, amp_dtype: torch.dtype | None
+def evaluate_loader(
+    model: nn.Module, loader: GpuLoader, dtype: torch.dtype | None
 ) -> tuple[float, float]:
+    """(mean loss, error) of ``model`` over ``loader`` in eval mode, under autocast to ``dtype``."""
     was_training = model.training
     model.eval()
     dev = loader.device
-    sums = torch.zeros(3, dtype=_sum_dtype(dev), device=dev)  # loss sum, wrong, count
+    sums = torch.zeros(3, dtype=sum_dtype(dev), device=dev)  # loss sum, wrong, count
     for x, y in loader:
-        with _autocast(dev, amp_dtype):
+        with autocast(dev, dtype):
             out = model(x)
         out = out.float()
         sums[0] += nn.functional.cross_entropy(out, y, reduction="sum").to(sums.dtype)
@@ -61,5 +62,5 @@ def evaluate(
     if images.dtype != torch.uint8:
         loader._scale = torch.ones_like(loader._scale)
         loader._shift = torch.zeros_like(loader._shift)
-    loss, err = _evaluate_loader(model, loader, _amp_dtype(amp, device))
+    loss, err = evaluate_loader(model, loader, amp_dtype(amp, device))
     return {"loss": loss, "error": err, "accuracy": 1.0 - err}

@@ -14,23 +14,35 @@ from resnet_lab.engine.config import TrainConfig
 # The precision rules live with the other hardware choices in :mod:`resnet_lab.runtime`.
 cpu_has_native_bf16 = runtime.cpu_has_native_bf16
 precision_name = runtime.precision_name
-_amp_dtype = runtime.amp_dtype
+amp_dtype = runtime.amp_dtype
 
 
 def precision_of(mode: str, device: str | torch.device) -> str:
     """The precision ``amp`` mode ``mode`` trains in on ``device`` (e.g. 'bf16' for 'auto')."""
-    return precision_name(_amp_dtype(mode, torch.device(device)))
+    return precision_name(amp_dtype(mode, torch.device(device)))
 
 
-def _sum_dtype(device: torch.device) -> torch.dtype:
+def sum_dtype(device: torch.device) -> torch.dtype:
     """Running sums (loss, errors, counts) in float64, except on MPS, which has none."""
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to ``dtype`` on ``device``'s type; nothing when ``dtype`` is None (fp32)."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def make_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """A GradScaler, enabled only for fp16 autocast.
+
+    fp16's 5-bit exponent flushes small gradients to zero, so the loss is scaled up before
+    ``backward`` and the gradients down before the step (Micikevicius et al., 2018); bf16
+    has fp32's exponent range and needs none. Disabled, the scaler is a pass-through
+    (``step`` calls ``optimizer.step()``), so one step function serves every precision.
+    """
+    return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.SGD:

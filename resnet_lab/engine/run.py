@@ -24,7 +24,8 @@ def model_depth(model: nn.Module) -> int:
     return len(weight_layers(model))
 
 
-def _model_name(model: nn.Module, name: str | None) -> str:
+def model_name_of(model: nn.Module, name: str | None = None) -> str:
+    """``name``, else the model's ``name`` (or ``arch``, ``model_name``) attribute, else its class."""
     if name:
         return name
     for attr in ("name", "arch", "model_name"):

@@ -61,12 +61,10 @@ def time_training_steps(
             yield from loader
             epoch += 1
 
+    scaler = engine.make_scaler(device, torch.bfloat16)  # bf16: a pass-through
+
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with engine._autocast(device, torch.bfloat16):
-            loss = loss_fn(fwd(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        engine.train_step(fwd, opt, scaler, x, y, loss_fn, torch.bfloat16)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -74,7 +72,7 @@ def time_training_steps(
 
     feed = batches()
     steps = max(4, sizes.images_per_round // batch_size)
-    with engine._deterministic(False, device):  # cuDNN autotuning on, as in engine.train
+    with engine.kernel_selection(device):  # cuDNN autotuning on, as in engine.train
         model.train()
         t0 = time.perf_counter()
         for _ in range(sizes.warmup):
