@@ -55,6 +55,7 @@ PILOT_TAGS = (
     "pilot-D-80ep",
     "laptop-wd1e-4",
     "laptop-32px",
+    "laptop-10k",
 )
 # Recipe fields that change neither what is trained nor how: evaluation and logging.
 # ``amp`` is what was asked for; the precision a run trained in is compared instead.
