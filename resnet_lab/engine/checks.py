@@ -157,7 +157,8 @@ def check_resume(path: Path, state: dict[str, Any], config: TrainConfig, run: Ru
     saved_model = state.get("run", {}).get("model")
     if saved_model and saved_model != run.model_name:
         raise ckpt.CheckpointError(
-            path, f"belongs to model {saved_model!r}, not {run.model_name!r}; pick another --output"
+            path,
+            f"belongs to model {saved_model!r}, not {run.model_name!r}; use another checkpoint path",
         )
     saved_variant = state.get("run", {}).get("data", {}).get("variant")
     if saved_variant and saved_variant != run.data.get("variant"):
