@@ -113,6 +113,12 @@ def test_claim_verdict_of_a_mixed_ordering_says_which_part_holds():
         "ResNet-44 trains better than ResNet-20",
     ]
     assert all(c.holds for c in against)
+    # In order throughout, but one difference within its error bar: the verdict says which.
+    study[("residual", 44)] = net(44, (30.0, 34.0, 31.0))
+    verdict = ex.claim_verdict(laptop.against_shallowest(study))
+    assert verdict.startswith("is in order, but not every difference exceeds its standard error: ")
+    assert "ResNet-32 trains better than ResNet-20: holds" in verdict
+    assert "ResNet-44 trains better than ResNet-20: in order, within its standard error" in verdict
     with pytest.raises(ValueError):
         ex.claim_verdict([])
 

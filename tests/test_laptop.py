@@ -89,16 +89,16 @@ def pilot(model: str, tag: str, train: float, **recipe) -> dict:
 def test_protocol_changes_read_the_records():
     study = seeded("resnet56-zi", 0, 0.3, 0.4)
     study["precision"] = "fp32"
-    other = pilot("resnet56", "pilot-A", 0.4, epochs=80, weight_decay=1e-4, eval_every=10)
+    other = pilot("resnet56", "pilot-A", 0.4, epochs=80, weight_decay=5e-4, eval_every=10)
     other["data"]["train_size"] = 10_000
     other["precision"] = "bf16"
     changes = laptop.protocol_changes(other, study)
     assert changes == [
         "10,000 training images (50,000)",
-        "the paper's initialisation",
+        "the paper's initialisation (zero-initialised branches)",
         "epochs 80 (1)",
-        "weight_decay 0.0001 (None)",
-        "bf16 (fp32)",
+        "weight decay 0.0005 (0.0001)",
+        "precision bf16 (fp32)",
     ]  # eval_every (evaluation only) is not a change in training
     assert laptop.protocol_changes(study, study) == []
 
@@ -118,9 +118,11 @@ def test_pilots_compare_their_two_deepest_resnets_against_the_study_spread(store
     assert claim.holds
     assert found["pilot-D-80ep"].changes == ("epochs 80 (1)",)
     rows = laptop.pilot_rows(found.values())
-    assert rows[0]["deepest ResNet against the next shallower"].startswith("not compared")
-    assert rows[1]["deepest ResNet against the next shallower"] == (
-        "ResNet-56 better by 10.00 points (beyond the 1.4-point standard error)"
+    column = "deepest ResNet trained against the next shallower one"
+    assert rows[0][column] == "not compared: only ResNet-20 completed"
+    assert rows[0]["protocol"] == laptop.PILOTS["pC-noaug"] == "C: no augmentation"
+    assert rows[1][column] == (
+        "ResNet-56 better than ResNet-44 by 10.0 points, beyond the standard error"
     )
 
 
@@ -129,7 +131,6 @@ def test_a_pilot_within_the_seed_spread_does_not_hold(store):
     save_run(pilot("resnet56-zi", "laptop-wd1e-4", 0.295), store)
     (found,) = laptop.pilots(store)
     assert found.deeper_better.in_order and not found.deeper_better.holds
-    assert (
-        "within the 1.4-point"
-        in laptop.pilot_rows([found])[0]["deepest ResNet against the next shallower"]
+    assert laptop.pilot_verdict(found) == (
+        "no difference beyond the standard error (ResNet-56 0.5 points lower)"
     )

@@ -315,3 +315,39 @@ def test_depth_panel_trains_and_overlays(store):
     ]
     assert list_runs(store, model="resnet20")  # the live run is not saved into the store
     assert len(list_runs(store, model="resnet20")) == 1
+
+
+def test_runs_trained_differently_are_not_matched(tmp_path):
+    """Same recipe name and length, but one setting changed (ResNet-56 with ResNet-110's
+    warm-up) or another precision: not the same sweep, so Table 6 never averages them."""
+    for seed, (model, err, change) in enumerate(
+        [
+            ("resnet20", 0.40, {}),
+            ("resnet56", 0.60, {}),
+            ("resnet56", 0.62, {"amp": "off"}),  # asked differently, trained alike (fp32)
+            ("resnet56", 0.40, {"warmup_steps": 400}),  # trained differently
+        ]
+    ):
+        rec = record(model, test_error=err, uid=f"u{seed}")
+        rec["seed"] = seed
+        rec["recipe"].update(seed=seed, **change)
+        save_run(rec, tmp_path)
+    groups = studies.matched_groups(list_runs(tmp_path))
+    assert [sorted(len(v) for v in g.values()) for g in groups] == [[1, 2], [1]]
+    rows = {r["network"]: r for r in reproduction.table6(store=tmp_path).rows}
+    assert rows["ResNet-56"]["test error, ours (%)"] == "61.00 ± 1.00 (2 seeds)"
+
+
+def test_claims_verdict_names_a_reversal_beyond_its_error_bar():
+    from resnet_lab.results.laptop import Claim
+
+    claims = [
+        Claim("ResNet-32 trains better than ResNet-20", True, 3.2, 1.1, ""),
+        Claim("ResNet-56 trains better than ResNet-44", False, -1.9, 0.54, ""),
+        Claim("ResNet-44 trains better than ResNet-32", False, -0.1, 0.5, ""),  # a tie
+    ]
+    assert reproduction.claims_verdict(claims) == (
+        "in the paper's order in 1 of 3 comparisons, beyond one standard error in 1; "
+        "reversed beyond one standard error in 1: “ResNet-56 trains better than ResNet-44” "
+        "is the other way round by 1.9 points (3.5 standard errors)"
+    )

@@ -43,3 +43,12 @@ def test_text_form_lines_up_columns():
     lines = str(Table(ROWS)).splitlines()
     assert lines[1].startswith("-" * len("ResNet-110"))
     assert lines[2].index("8.75") == lines[3].index("6.43")
+
+
+def test_only_numeric_cells_are_set_as_numbers():
+    from resnet_lab.book.tables import _is_number
+
+    assert _is_number("8.75") and _is_number("32.0 ± 1.2 %") and _is_number("1,600")
+    assert _is_number("6.43 (mean 6.61 ± 0.16)") and _is_number("-0.5")
+    assert not _is_number("2,000 test images (10,000); epochs 30 (40)")
+    assert not _is_number("10,000 training images (5,000)") and not _is_number("")

@@ -160,6 +160,11 @@ def claim_verdict(claims: Any) -> str:
         return f"holds ({difference} larger than its standard error)"
     if any(c.se is None for c in group):
         return "is in order, on one seed (no error bar)"
+    if len(group) > 1 and any(c.holds for c in group) and all(hasattr(c, "text") for c in group):
+        # In order throughout, beyond the noise only in part: say which part.
+        return "is in order, but not every difference exceeds its standard error: " + "; ".join(
+            _one_verdict(c) for c in group
+        )
     return "is in order, but within its standard error"
 
 

@@ -84,6 +84,14 @@ def claims_verdict(claims: Sequence[Any]) -> str:
     if no_bar == n:
         return text + ", each with one seed of at least one of its networks (no error bar)"
     text += f", beyond one standard error in {held}"
+    # A claim whose reverse holds: the deeper net is on the wrong side beyond the noise.
+    reversed_ = [c for c in claims if c.se is not None and -c.difference > c.se]
+    if reversed_:
+        text += f"; reversed beyond one standard error in {len(reversed_)}: " + "; ".join(
+            f"“{c.text}” is the other way round by {-c.difference:.1f} points "
+            f"({-c.difference / c.se:.1f} standard errors)"
+            for c in reversed_
+        )
     if no_bar:
         text += f" ({no_bar} with only one seed of a network: no error bar)"
     return text

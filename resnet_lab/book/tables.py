@@ -8,6 +8,7 @@ box instead of squeezing every row into several lines on a phone.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -26,9 +27,16 @@ _STYLE = (
 
 
 def _is_number(text: str) -> bool:
-    head = text.split(" ", 1)[0].replace(",", "").replace("%", "").lstrip("+-−")
+    """A cell that is a number, with an optional spread and a note in brackets
+    ('6.43 (mean 6.61 ± 0.16)', '32.0 ± 1.2 %'); not text that starts with one
+    ('2,000 test images'), which must be free to wrap on a narrow screen."""
+    head = re.sub(r"\s*\(.*\)$", "", text.strip())
+    words = head.replace("±", " ").replace("%", " ").split()
+    if not words:
+        return False
     try:
-        float(head)
+        for word in words:
+            float(word.replace(",", "").lstrip("+-−"))
     except ValueError:
         return False
     return True

@@ -36,30 +36,31 @@ __all__ = [
     "compare",
     "laptop_study",
     "orderings",
+    "PILOTS",
     "PILOT_TAGS",
     "Pilot",
     "pilots",
     "pilot_rows",
+    "pilot_verdict",
     "protocol_changes",
     "seed_sd",
 ]
 
 TAG = "laptop-depth"
 DEPTHS = (20, 32, 44, 56)
-#: The protocols tried before and after the study (``results/depth-pilots/``), each one
-#: seed, in the order they were run; their records say how they differ from the study.
-PILOT_TAGS = (
-    "pilot-A",
-    "pB-zi",
-    "pC-noaug",
-    "pilot-D-80ep",
-    "laptop-wd1e-4",
-    "laptop-32px",
-    "laptop-10k",
-)
-# Recipe fields that change neither what is trained nor how: evaluation and logging.
-# ``amp`` is what was asked for; the precision a run trained in is compared instead.
-_NOT_TRAINING = {"recipe", "seed", "amp", "eval_every", "eval_every_steps", "log_every_steps"}
+#: The protocols tried before and after the study (``results/depth-pilots/``), one seed
+#: each, in the order they were run: tag -> a name for readers. Their records say how
+#: they differ from the study (:func:`protocol_changes`).
+PILOTS = {
+    "pilot-A": "A: the paper's initialisation",
+    "pB-zi": "B: zero-initialised branches",
+    "pC-noaug": "C: no augmentation",
+    "pilot-D-80ep": "D: twice the epochs",
+    "laptop-wd1e-4": "E: the paper's weight decay",
+    "laptop-32px": "F: full-size images",
+    "laptop-10k": "G: twice the images",
+}
+PILOT_TAGS = tuple(PILOTS)
 _NAME = re.compile(r"^(resnet|plain)(\d+)(-zi)?$")
 
 
@@ -262,8 +263,6 @@ def protocol_changes(rec: RunRecord, reference: RunRecord) -> list[str]:
     data (images, pixels, test images), initialisation (``-zi``), every recipe field that
     changes training, and precision; e.g. ``['80 epochs (40)', 'weight_decay 0.0001 (0.0005)']``.
     """
-    from resnet_lab.engine import bookkeeping_fields
-
     out = []
     data, ref_data = rec["data"], reference["data"]
     for key, name in (("train_size", "training images"), ("test_size", "test images")):
@@ -274,16 +273,33 @@ def protocol_changes(rec: RunRecord, reference: RunRecord) -> list[str]:
         out.append(f"{px}x{px} pixels ({ref_px}x{ref_px})")
     zi, ref_zi = rec["model"].endswith("-zi"), reference["model"].endswith("-zi")
     if zi != ref_zi:
-        out.append("zero-initialised branches" if zi else "the paper's initialisation")
-    skip = bookkeeping_fields() | _NOT_TRAINING
-    recipe, ref_recipe = rec["recipe"], reference["recipe"]
-    for key in recipe:
-        if key not in skip and recipe[key] != ref_recipe.get(key):
-            out.append(f"{key} {recipe[key]} ({ref_recipe.get(key)})")
-    precision = rec.get("precision", "fp32")
-    if precision != reference.get("precision", "fp32"):
-        out.append(f"{precision} ({reference.get('precision', 'fp32')})")
+        init = ("zero-initialised branches", "the paper's initialisation")
+        out.append(f"{init[not zi]} ({init[not ref_zi]})")
+    steps, ref_steps = (r["history"][-1]["step"] if r["history"] else 0 for r in (rec, reference))
+    if steps != ref_steps:
+        out.append(f"{steps:,} iterations ({ref_steps:,})")
+    mine, ref = (
+        r.training_settings if isinstance(r, RunRecord) else RunRecord(r).training_settings
+        for r in (rec, reference)
+    )
+    for key, value in mine.items():
+        if key not in ("eval_every_steps", "log_every_steps") and value != ref.get(key):
+            out.append(f"{_setting(key)} {_value(value)} ({_value(ref.get(key))})")
     return out
+
+
+def _setting(key: str) -> str:
+    return {"nesterov": "Nesterov momentum", "pct_start": "warm-up fraction"}.get(
+        key, key.replace("_", " ")
+    )
+
+
+def _value(value: Any) -> str:
+    return (
+        {True: "on", False: "off", None: "none"}.get(value, str(value))
+        if isinstance(value, bool | type(None))
+        else str(value)
+    )
 
 
 @dataclass(frozen=True)
@@ -361,26 +377,32 @@ def pilot_rows(found: Sequence[Pilot]) -> list[dict[str, str]]:
     """One row of text per pilot, for a table: what it changed and what it gave."""
     rows = []
     for p in found:
-        claim = p.deeper_better
-        if claim is None:
-            verdict = "not compared: one network completed"
-        else:
-            sign = "better" if claim.in_order else "worse"
-            beyond = (
-                ""
-                if claim.se is None
-                else (" (beyond" if abs(claim.difference) > claim.se else " (within")
-                + f" the {claim.se:.1f}-point standard error)"
-            )
-            verdict = f"{claim.text.split(' trains')[0]} {sign} by {abs(claim.difference):.2f} points{beyond}"
         rows.append(
             {
-                "protocol": p.tag,
+                "protocol": PILOTS.get(p.tag, p.tag),
                 "differs from the study in (the study's value)": "; ".join(p.changes) or "nothing",
                 "final training error, one seed (%)": ", ".join(
                     f"{name} {err:.1f}" for name, err in p.errors().items()
                 ),
-                "deepest ResNet against the next shallower": verdict,
+                "deepest ResNet trained against the next shallower one": pilot_verdict(p),
             }
         )
     return rows
+
+
+def pilot_verdict(p: Pilot) -> str:
+    """The pilot's depth comparison in words, e.g. 'ResNet-56 better than ResNet-44 by
+    3.5 points, beyond the standard error' or 'no difference beyond the standard error'."""
+    claim = p.deeper_better
+    if claim is None:
+        return f"not compared: only {', '.join(p.errors())} completed"
+    deeper, shallower = claim.text.split(" trains better than ")
+    size = f"{abs(claim.difference):.1f} points"
+    if claim.se is None:
+        word = "better" if claim.in_order else "worse"
+        return f"{deeper} {word} than {shallower} by {size} (one seed, no error bar)"
+    if abs(claim.difference) > claim.se:
+        word = "better" if claim.in_order else "worse"
+        return f"{deeper} {word} than {shallower} by {size}, beyond the standard error"
+    side = "lower" if claim.in_order else "higher"
+    return f"no difference beyond the standard error ({deeper} {size} {side})"

@@ -167,6 +167,11 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     )  # type: ignore[arg-type]
 
 
+# Recipe fields that say nothing about how a run trained (``amp`` is the request; the
+# precision it trained in is compared instead).
+_NOT_TRAINING = frozenset({"recipe", "seed", "amp", "eval_every"})
+
+
 @dataclass(frozen=True)
 class RunRecord(Mapping):
     """A stored run: read-only access as attributes (``rec.model``) or keys (``rec["model"]``)."""
@@ -211,6 +216,18 @@ class RunRecord(Mapping):
     @property
     def model_name(self) -> str:
         return self.record["model"]
+
+    @property
+    def training_settings(self) -> dict[str, Any]:
+        """What decided how the run trained, to tell whether two runs are comparable: every
+        recipe field but bookkeeping (logging, evaluation, checkpoints, compile), the recipe's
+        name, the seed and ``amp`` (what was asked for), plus ``precision`` (what it got)."""
+        from resnet_lab.engine import bookkeeping_fields
+
+        skip = bookkeeping_fields() | _NOT_TRAINING
+        settings = {k: v for k, v in self.config.to_dict().items() if k not in skip}
+        settings["precision"] = self.precision
+        return settings
 
     @property
     def config(self) -> TrainConfig:

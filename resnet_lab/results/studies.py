@@ -22,6 +22,7 @@ How the chapters show these runs (explorers, Table 6, takeaways in words):
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -172,14 +173,15 @@ def peak_lr(rec: RunRecord) -> float | None:
 
 
 def _comparable(rec: RunRecord) -> tuple:
-    """What two runs must share to be compared: data, training-set size, recipe, length."""
+    """What two runs must share to be compared: data, training-set size, length and every
+    setting that decides how they trained (:attr:`RunRecord.training_settings`)."""
     data = rec["data"]
     return (
         rec.variant,
         data.get("train_size"),
         tuple(data.get("subset_per_class") or ()),
-        rec["recipe"].get("recipe"),
         _iterations(rec),
+        json.dumps(rec.training_settings, sort_keys=True, default=str),
     )
 
 
