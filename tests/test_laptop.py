@@ -118,11 +118,12 @@ def test_pilots_compare_their_two_deepest_resnets_against_the_study_spread(store
     assert claim.holds
     assert found["pilot-D-80ep"].changes == ("epochs 80 (1)",)
     rows = laptop.pilot_rows(found.values())
-    column = "deepest ResNet trained against the next shallower one"
+    column = "deepest ResNet against the next shallower one it trained"
     assert rows[0][column] == "not compared: only ResNet-20 completed"
     assert rows[0]["protocol"] == laptop.PILOTS["pC-noaug"] == "C: no augmentation"
     assert rows[1][column] == (
-        "ResNet-56 better than ResNet-44 by 10.0 points, beyond the standard error"
+        "ResNet-56 better than ResNet-44 by 10.0 points (10.00 against 20.00 %), beyond the "
+        "standard error"
     )
 
 
@@ -134,3 +135,15 @@ def test_a_pilot_within_the_seed_spread_does_not_hold(store):
     assert laptop.pilot_verdict(found) == (
         "no difference beyond the standard error (ResNet-56 0.5 points lower)"
     )
+
+
+def test_against_shallowest_in_words(tmp_path):
+    for seed, (a, b, c) in enumerate(
+        [(0.32, 0.29, 0.31), (0.33, 0.30, 0.34), (0.325, 0.295, 0.30)]
+    ):
+        save_run(seeded("resnet20-zi", seed, a, a), tmp_path)
+        save_run(seeded("resnet32-zi", seed, b, b), tmp_path)
+        save_run(seeded("resnet56-zi", seed, c, c), tmp_path)
+    words = laptop.against_shallowest_words(laptop.laptop_study(tmp_path))
+    assert words.startswith("On training error, ResNet-32 beats ResNet-20 by more than one ")
+    assert "; ResNet-56 only within it (+0.8 points, 0.7 standard errors)." in words

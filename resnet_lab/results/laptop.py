@@ -32,6 +32,7 @@ __all__ = [
     "Claim",
     "SeedSummary",
     "against_shallowest",
+    "against_shallowest_words",
     "claim_groups",
     "compare",
     "laptop_study",
@@ -241,6 +242,37 @@ def against_shallowest(
     return _along_depth(study, which, lambda depths, i: depths[0])
 
 
+def against_shallowest_words(
+    study: Mapping[tuple[str, int], SeedSummary], which: str = "train"
+) -> str:
+    """:func:`against_shallowest` for the residual nets, as one sentence, e.g. 'On test
+    error, ResNet-32 and ResNet-44 beat ResNet-20 by more than one standard error;
+    ResNet-56 only within it (+0.2 points, 0.5 standard errors).'"""
+    claims = [c for c in against_shallowest(study, which) if c.text.startswith("ResNet")]
+    if not claims:
+        return ""
+    error = "training" if which == "train" else "test"
+    base = claims[0].text.rsplit(" than ", 1)[-1]
+    name = {id(c): c.text.split(" ", 1)[0] for c in claims}
+    held = [name[id(c)] for c in claims if c.holds]
+    if len(held) == len(claims):
+        return (
+            f"On {error} error, every deeper ResNet beats {base}, each by more than its "
+            "standard error."
+        )
+    parts = []
+    if held:
+        verb = "beats" if len(held) == 1 else "beat"
+        parts.append(f"{' and '.join(held)} {verb} {base} by more than one standard error")
+    for c in claims:
+        if c.holds:
+            continue
+        ratio = f", {c.difference / c.se:.1f} standard errors" if c.se else ", one seed"
+        how = "only within it" if c.in_order else f"does not beat {base}"
+        parts.append(f"{name[id(c)]} {how} ({c.difference:+.1f} points{ratio})")
+    return f"On {error} error, " + "; ".join(parts) + "."
+
+
 def claim_groups(claims: Iterable[Any]) -> dict[str, list[Any]]:
     """Figure 6's claims (:func:`resnet_lab.results.laptop.orderings`) by what they compare.
 
@@ -384,7 +416,7 @@ def pilot_rows(found: Sequence[Pilot]) -> list[dict[str, str]]:
                 "final training error, one seed (%)": ", ".join(
                     f"{name} {err:.1f}" for name, err in p.errors().items()
                 ),
-                "deepest ResNet trained against the next shallower one": pilot_verdict(p),
+                "deepest ResNet against the next shallower one it trained": pilot_verdict(p),
             }
         )
     return rows
@@ -403,6 +435,14 @@ def pilot_verdict(p: Pilot) -> str:
         return f"{deeper} {word} than {shallower} by {size} (one seed, no error bar)"
     if abs(claim.difference) > claim.se:
         word = "better" if claim.in_order else "worse"
-        return f"{deeper} {word} than {shallower} by {size}, beyond the standard error"
+        errors = p.errors()
+        return (
+            f"{deeper} {word} than {shallower} by {size} ({errors[deeper]:.2f} against "
+            f"{errors[shallower]:.2f} %), beyond the standard error"
+        )
+    if abs(claim.difference) < 0.05:
+        return (
+            f"no difference beyond the standard error ({deeper} and {shallower} equal to 0.1 point)"
+        )
     side = "lower" if claim.in_order else "higher"
     return f"no difference beyond the standard error ({deeper} {size} {side})"
