@@ -162,11 +162,7 @@ def _engine_batches(data, batch_size: int, device: torch.device, channels_last: 
         channels_last=channels_last,
         drop_last=True,
     )
-    epoch = 0
-    while True:
-        loader.set_epoch(epoch)
-        yield from loader
-        epoch += 1
+    return loader.forever()
 
 
 def _one_batch(batches: Iterator) -> Iterator:

@@ -380,3 +380,18 @@ def test_an_empty_class_folder_is_named(tmp_path, as_zip):
                 z.write(p, p.relative_to(folder).as_posix())  # folders as "name/" entries
     with pytest.raises(D.DataError, match=r"the class folder test/dog/ holds no images"):
         D.load_image_folder(path, cache=False)
+
+
+def test_gpu_loader_forever_runs_epoch_after_epoch():
+    d = D.synthetic(64, 16)
+    kw = dict(batch_size=32, train=True, mean=d.mean, std=d.std, device="cpu", seed=0)
+    epochs = []
+    for epoch in (0, 1):
+        one = D.GpuLoader(d.train_x, d.train_y, **kw)
+        one.set_epoch(epoch)
+        epochs += list(one)
+    endless = D.GpuLoader(d.train_x, d.train_y, **kw).forever()
+    for expected in epochs:  # the same batches as epochs 0 and 1 read one after the other
+        x, y = next(endless)
+        assert torch.equal(x, expected[0]) and torch.equal(y, expected[1])
+    assert next(endless)[0].shape == epochs[0][0].shape  # and it goes on

@@ -111,6 +111,13 @@ class GpuLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.iter_from(0)
 
+    def forever(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches epoch after epoch from this one on, each epoch with its own order and
+        augmentation, without end (for timing a fixed number of steps)."""
+        while True:
+            yield from self
+            self.set_epoch(self.epoch + 1)
+
     def iter_from(self, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Iterate the current epoch from batch ``start`` (to resume in the middle of an epoch)."""
         if self._plan is None:

@@ -315,7 +315,7 @@ def protocol_changes(rec: RunRecord, reference: RunRecord) -> list[str]:
         for r in (rec, reference)
     )
     for key, value in mine.items():
-        if key not in ("eval_every_steps", "log_every_steps") and value != ref.get(key):
+        if value != ref.get(key):
             out.append(f"{_setting(key)} {_value(value)} ({_value(ref.get(key))})")
     return out
 

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -54,13 +53,6 @@ def time_training_steps(
     fwd = torch.compile(model, backend=sizes.compile_backend, dynamic=False) if compiled else model
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
-    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        epoch = 0
-        while True:
-            loader.set_epoch(epoch)
-            yield from loader
-            epoch += 1
-
     scaler = engine.make_scaler(device, torch.bfloat16)  # bf16: a pass-through
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -70,7 +62,7 @@ def time_training_steps(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    feed = batches()
+    feed = loader.forever()
     steps = max(4, sizes.images_per_round // batch_size)
     with engine.kernel_selection(device):  # cuDNN autotuning on, as in engine.train
         model.train()
