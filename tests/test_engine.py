@@ -518,3 +518,39 @@ def test_trains_like_ignores_bookkeeping_and_fields_added_later():
     assert config.trains_like(stored)
     assert not config.trains_like(E.recipe("paper", epochs=1).to_dict())
     assert not config.trains_like({**stored, "lr": 0.2})
+
+
+def test_snapshot_steps_keep_the_weights_of_those_steps(data, tmp_path):
+    ck = tmp_path / "run" / "ck.pt"
+    seen = {}
+
+    def keep(event, run, record):
+        if event == "step" and record["step"] == 4:
+            seen[4] = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+
+    initial = {k: v.clone() for k, v in tiny_net().state_dict().items()}
+    run = E.train(
+        tiny_net(),
+        data,
+        small(snapshot_steps=(0, 4, 10)),  # 2 epochs of 5 steps: 10 is the last step
+        progress=False,
+        checkpoint=ck,
+        callbacks=[keep],
+    )
+    folder = ck.parent / "snapshots"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "step-000000.pt",
+        "step-000004.pt",
+        "step-000010.pt",
+    ]
+    for step, expected in ((0, initial), (4, seen[4]), (10, run.model.state_dict())):
+        saved = torch.load(folder / f"step-{step:06d}.pt", weights_only=True)
+        assert saved["step"] == step
+        assert all(torch.equal(saved["model"][k], v) for k, v in expected.items())
+    assert run.config.to_dict()["snapshot_steps"] == [0, 4, 10]
+    assert E.TrainConfig.from_dict(run.config.to_dict()).snapshot_steps == (0, 4, 10)
+
+
+def test_snapshot_steps_must_be_step_counts():
+    with pytest.raises(ValueError, match="snapshot_steps"):
+        E.recipe("fast", snapshot_steps=(-1,))

@@ -132,6 +132,19 @@ class TrainConfig:
         default=False,
         metadata=_flag("--deterministic", "deterministic algorithms (exactly reproducible on CPU)"),
     )
+    #: keep the model's weights after these optimizer steps (0: at initialisation) in
+    #: ``snapshots/step-NNNNNN.pt`` beside the checkpoint (when a checkpoint path is given):
+    #: the early points of a run, for analyses of training itself
+    snapshot_steps: tuple[int, ...] = field(
+        default=(),
+        metadata=_BOOKKEEPING
+        | _flag(
+            "--snapshot-steps",
+            "keep the weights after these steps beside the checkpoint (0: at initialisation), "
+            "e.g. 0,50,200,391",
+            metavar="STEPS",
+        ),
+    )
     #: save a checkpoint every this many epochs (when a checkpoint path is given)
     checkpoint_every: int = field(default=1, metadata=_BOOKKEEPING)
     eval_batch_size: int = field(default=1000, metadata=_BOOKKEEPING)
@@ -192,6 +205,10 @@ class TrainConfig:
             bad("schedule", f"is unknown; choose one of {', '.join(SCHEDULES)}")
         if self.amp not in AMP_MODES:
             bad("amp", f"is unknown; choose one of {', '.join(AMP_MODES)}")
+        if not isinstance(self.snapshot_steps, (tuple, list)) or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in self.snapshot_steps
+        ):
+            bad("snapshot_steps", "must be step counts, integers >= 0")
         if not isinstance(self.milestones, (tuple, list)) or any(
             isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 < m < 1
             for m in self.milestones
@@ -208,6 +225,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
+        d["snapshot_steps"] = list(self.snapshot_steps)
         return d
 
     def trains_like(self, recipe: dict[str, Any]) -> bool:
@@ -223,8 +241,9 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known}
-        if "milestones" in kwargs:
-            kwargs["milestones"] = tuple(kwargs["milestones"])
+        for name in ("milestones", "snapshot_steps"):
+            if name in kwargs:
+                kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
 
 
@@ -302,8 +321,9 @@ def recipe(name: str = "fast", **overrides: Any) -> TrainConfig:
     if "iterations" in overrides and "epochs" not in overrides:
         fields["epochs"] = None
     fields.update(overrides)
-    if "milestones" in fields:
-        fields["milestones"] = tuple(fields["milestones"])
+    for name in ("milestones", "snapshot_steps"):
+        if name in fields:
+            fields[name] = tuple(fields[name])
     return TrainConfig(**fields).validate()
 
 

@@ -42,6 +42,7 @@ from resnet_lab.engine.report import Progress, call_callbacks, epoch_line, start
 from resnet_lab.engine.run import Run, model_depth, model_name_of
 from resnet_lab.engine.state import TrainState
 from resnet_lab.engine.step import kernel_selection, train_step
+from resnet_lab.io import atomic_torch_save
 from resnet_lab.models.layers import weight_layers
 
 _OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
@@ -85,6 +86,7 @@ def train(
         s.resume(Path(checkpoint))
     state, run = s.state, s.state.run
     s.start(progress)  # DDP and compile wrappers, the progress bar, the clock
+    s.snapshot()  # the weights at initialisation, when config.snapshot_steps asks for step 0
     try:
         with _graceful_interrupt() as interrupted, kernel_selection(device, config.deterministic):
             model.train()
@@ -265,6 +267,7 @@ class _Session:
             and st.step < self.total  # the run's end always evaluates
         )
         log_now = eval_now or bool(c.log_every_steps and st.step % c.log_every_steps == 0)
+        self.snapshot()
         stop_now = False
         # (also at each epoch end, so that no epoch record holds a NaN loss)
         if st.step % self.check_every == 0 or log_now or st.step >= self.total or epoch_ends:
@@ -277,6 +280,11 @@ class _Session:
         # in the next all-reduce for ever).
         if stop_now or (interrupted.is_set() and not self.ctx.is_distributed):
             raise _Interrupted
+
+    def snapshot(self) -> None:
+        """Keep the weights now if ``config.snapshot_steps`` names this step."""
+        if self.state.step in self.config.snapshot_steps:
+            self.file.snapshot(self.state.model, self.state.step)
 
     def check_loss(self, interrupted: threading.Event) -> bool:
         """Diverge if a loss since the last check was not finite (reading it waits for the GPU).
@@ -421,6 +429,15 @@ class _CheckpointFile:
         if self.path is not None:
             # a copy: the next steps change the weights in place
             self.pending = (state.step, ckpt.cpu_copy(state.state_dict()) if self.main else None)
+
+    def snapshot(self, model: nn.Module, step: int) -> Path | None:
+        """The model's weights after ``step`` steps, as ``snapshots/step-NNNNNN.pt`` beside the
+        checkpoint (a dict ``{"step": step, "model": state_dict}`` of CPU tensors)."""
+        if self.path is None or not self.main:
+            return None
+        target = self.path.parent / "snapshots" / f"step-{step:06d}.pt"
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        return atomic_torch_save({"step": step, "model": weights}, target)
 
     def save_pending(self) -> None:
         if self.pending is not None:
