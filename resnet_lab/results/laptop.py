@@ -362,9 +362,16 @@ class Pilot:
         return Claim(f"{b} trains better than {a}", eb < ea, ea - eb, se, evidence)
 
 
-def seed_sd(study: Mapping[tuple[str, int], SeedSummary], kind: str = "residual") -> float | None:
-    """Pooled standard deviation over seeds of one run's final training error (points)."""
-    groups = [s.train for (k, _), s in study.items() if k == kind and s.n > 1]
+def seed_sd(
+    study: Mapping[tuple[str, int], SeedSummary], kind: str = "residual", which: str = "train"
+) -> float | None:
+    """Pooled standard deviation over seeds of one run's final error (points): training
+    error by default, test error with ``which="test"``."""
+    groups = [
+        s.train if which == "train" else s.test
+        for (k, _), s in study.items()
+        if k == kind and s.n > 1
+    ]
     dof = sum(len(g) - 1 for g in groups)
     if not dof:
         return None
