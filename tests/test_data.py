@@ -201,14 +201,17 @@ def _fake_cifar10(tmp_path):
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(src, arcname="cifar-10-batches-py")
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-    return archive, md5, expected
+    files = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in src.iterdir()}
+    return archive, md5, expected, files
 
 
 @pytest.fixture
 def fake_cifar(tmp_path, monkeypatch):
-    archive, md5, expected = _fake_cifar10(tmp_path)
+    archive, md5, expected, files = _fake_cifar10(tmp_path)
     spec = D.CIFAR_ARCHIVES["cifar10"]
-    fake = D.cifar._Archive(**{**spec.__dict__, "url": archive.as_uri(), "md5": md5})
+    fake = D.cifar._Archive(
+        **{**spec.__dict__, "url": archive.as_uri(), "md5": md5, "file_md5": files}
+    )
     monkeypatch.setitem(D.CIFAR_ARCHIVES, "cifar10", fake)
     cache = tmp_path / "datacache"
     cache.mkdir()
