@@ -116,7 +116,9 @@ def hold(path: str | os.PathLike) -> Iterator[Path]:
     made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     lock = path.parent / f".{path.name}.lock"
     try:
-        with locks.exclusive(lock, f"the checkpoint {path}", "choose another checkpoint path (--output)"):
+        with locks.exclusive(
+            lock, f"the checkpoint {path}", "choose another checkpoint path (--output)"
+        ):
             for old in (
                 *path.parent.glob(f".{path.name}.*.tmp"),
                 *(path.parent / "snapshots").glob(".step-*.pt.*.tmp"),

@@ -193,7 +193,6 @@ def _check_room(n: int, size: int) -> None:
         )
 
 
-
 def synthetic(
     n_train: int = 5000,
     n_test: int = 1000,
