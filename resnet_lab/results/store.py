@@ -142,7 +142,6 @@ def validate(record: Any, path: str | os.PathLike | None = None) -> dict[str, An
             raise ResultsError(
                 path, f"field {key!r} should be {_kind_name(kind)}, found {record[key]!r:.60}"
             )
-    _validate_nested(record, path)
     if record["epochs"] != len(record["history"]):
         raise ResultsError(
             path, f"epochs={record['epochs']} but history has {len(record['history'])} entries"
@@ -157,6 +156,7 @@ def validate(record: Any, path: str | os.PathLike | None = None) -> dict[str, An
             v = h[k]
             if v is not None and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
                 raise ResultsError(path, f"history[{i}].{k}={v!r} is not a fraction in [0, 1]")
+    _validate_nested(record, path)
     return record
 
 
@@ -188,6 +188,18 @@ def _validate_nested(record: dict[str, Any], path: str | os.PathLike | None) -> 
     steps = record.get("steps", [])
     if not isinstance(steps, list) or not all(isinstance(r, dict) for r in steps):
         raise ResultsError(path, "field 'steps' should be a list of objects")
+    for name, entries in (("history", record["history"]), ("steps", steps)):
+        for i, entry in enumerate(entries):
+            for key, v in entry.items():
+                if key in _HISTORY_KEYS and not _number_or_none(v):
+                    raise ResultsError(path, f"{name}[{i}].{key}={v!r:.60} is not a number")
+            for key in ("epoch", "step") if name == "history" else ():
+                if entry[key] is None:
+                    raise ResultsError(path, f"{name}[{i}].{key} is missing")
+
+
+def _number_or_none(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
     for key in ("precision", "device_type"):
         if record.get(key) is not None and not isinstance(record[key], str):
             raise ResultsError(path, f"field {key!r} should be a string, found {record[key]!r:.60}")
