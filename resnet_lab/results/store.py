@@ -196,13 +196,13 @@ def _validate_nested(record: dict[str, Any], path: str | os.PathLike | None) -> 
             for key in ("epoch", "step") if name == "history" else ():
                 if entry[key] is None:
                     raise ResultsError(path, f"{name}[{i}].{key} is missing")
+    for key in ("precision", "device_type"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            raise ResultsError(path, f"field {key!r} should be a string, found {record[key]!r:.60}")
 
 
 def _number_or_none(v: Any) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-    for key in ("precision", "device_type"):
-        if record.get(key) is not None and not isinstance(record[key], str):
-            raise ResultsError(path, f"field {key!r} should be a string, found {record[key]!r:.60}")
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
