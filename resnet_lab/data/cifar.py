@@ -231,7 +231,8 @@ def load_cifar(
     bad = _failing_md5(folder, spec) if extracted else []
     if bad:
         warnings.warn(
-            f"{', '.join(bad)} in {folder.name}/ of the data cache fail their MD5 check "
+            f"{', '.join(bad)} in {folder.name}/ of the data cache "
+            f"{'fails its' if len(bad) == 1 else 'fail their'} MD5 check "
             "(damaged or altered); not read, extracting the archive again",
             stacklevel=2,
         )
