@@ -11,9 +11,11 @@ back with :meth:`~resnet_lab.engine.TrainState.load_state_dict`. Keys: ``format`
 (``resnet_lab.checkpoint/1``), ``model`` (state dict),
 ``optimizer``, ``scaler`` (fp16 gradient scaler, may be empty), ``config`` (the
 :class:`~resnet_lab.engine.TrainConfig` as a dict), ``progress`` (step, epoch,
-batch within the epoch, partial-epoch sums), ``history``, ``steps`` (per-step
-records), ``run`` (model name, id, date, data provenance), ``rng`` (CPU and CUDA
-generator states as tensors) and ``wall_time``.
+batch within the epoch, partial-epoch sums and, since it was added, those at the last step
+record), ``history``, ``steps`` (per-step records), ``run`` (model name, id, date, data
+provenance and, since they were added, precision and a hash of the data), ``rng`` (CPU and
+CUDA generator states as tensors) and ``wall_time``. ``--resume`` compares what a checkpoint
+holds with the run resuming it; a key an older checkpoint lacks is not compared.
 """
 
 from __future__ import annotations
