@@ -375,7 +375,9 @@ def test_sweep_counts_a_stored_run_by_the_precision_it_trained_in(
     (tmp_path / "store").mkdir()
     (tmp_path / "store" / "run.json").write_text(json.dumps(stored))
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native_bf16)
-    data = SimpleNamespace(variant="cifar10-jpeg", train_y=[0] * 50_000)
+    info = {"variant": "cifar10-jpeg", "source": "x.zip", "train_size": 50_000}
+    info.update(test_size=10_000, num_classes=10, image_size=[3, 32, 32])
+    data = SimpleNamespace(variant="cifar10-jpeg", train_y=[0] * 50_000, info=lambda: info)
 
     def done(**change) -> bool:
         config = engine.recipe("fast", epochs=1, **change)

@@ -174,6 +174,10 @@ def _validate_nested(record: dict[str, Any], path: str | os.PathLike | None) -> 
         v = data.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
             raise ResultsError(path, f"field 'data.{key}' should be a count, found {v!r:.60}")
+    for key in ("milestones", "snapshot_steps"):
+        v = record["recipe"].get(key)
+        if v is not None and not isinstance(v, list):
+            raise ResultsError(path, f"field 'recipe.{key}' should be a list, found {v!r:.60}")
     try:
         TrainConfig.from_dict(record["recipe"]).validate()
     except ConfigError as exc:
