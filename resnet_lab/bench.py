@@ -242,15 +242,18 @@ def bench(
     """Training images/s of the engine and of the reference pipeline for ``model_name``."""
     from resnet_lab.data import default_channels_last
     from resnet_lab.engine import amp_dtype, precision_name
+    from resnet_lab.engine.checks import check_batch
     from resnet_lab.models import build
 
     if steps < 1 or rounds < 1 or warmup < 0 or batch_size < 1:
         raise ValueError("steps, rounds and batch_size must be positive, warmup at least 0")
     device = runtime.pick_device(device)
     with torch.device("meta"):  # an unknown name fails here, before any data is read
-        build(model_name)
-    ds = _bench_data(data, batch_size)
+        meta = build(model_name)
     engine_dtype = amp_dtype(amp, device)
+    # as train refuses a batch; at 32x32, the smallest images bench times (a lower bound)
+    check_batch(meta, (3, 32, 32), batch_size, device, engine_dtype)
+    ds = _bench_data(data, batch_size)
     channels_last = default_channels_last(device)
 
     def setup(compiled: bool, channels_last: bool, engine: bool):

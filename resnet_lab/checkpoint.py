@@ -11,25 +11,31 @@ back with :meth:`~resnet_lab.engine.TrainState.load_state_dict`. Keys: ``format`
 (``resnet_lab.checkpoint/1``), ``model`` (state dict),
 ``optimizer``, ``scaler`` (fp16 gradient scaler, may be empty), ``config`` (the
 :class:`~resnet_lab.engine.TrainConfig` as a dict), ``progress`` (step, epoch,
-batch within the epoch, partial-epoch sums), ``history``, ``steps`` (per-step
-records), ``run`` (model name, id, date, data provenance), ``rng`` (CPU and CUDA
-generator states as tensors) and ``wall_time``.
+batch within the epoch, partial-epoch sums and, since it was added, those at the last step
+record), ``history``, ``steps`` (per-step records), ``run`` (model name, id, date, data
+provenance and, since they were added, precision and a hash of the data), ``rng`` (CPU and
+CUDA generator states as tensors) and ``wall_time``. ``--resume`` compares what a checkpoint
+holds with the run resuming it; a key an older checkpoint lacks is not compared.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from resnet_lab import locks
 from resnet_lab.io import atomic_torch_save
 
 __all__ = [
     "FORMAT",
     "CheckpointError",
     "cpu_copy",
+    "hold",
     "load_checkpoint",
     "rng_state",
     "save_checkpoint",
@@ -100,6 +106,31 @@ def load_checkpoint(
     if missing:
         raise CheckpointError(path, f"incomplete, missing {sorted(missing)}")
     return state
+
+
+@contextlib.contextmanager
+def hold(path: str | os.PathLike) -> Iterator[Path]:
+    """This process's hold on the checkpoint ``path`` for the block: another process is
+    refused at once with :class:`~resnet_lab.locks.Busy`, naming this one. Temporary files of
+    a save or a snapshot that a killed process left behind are removed first; folders made
+    only for the lock are removed with it when they stay empty."""
+    path = Path(path)
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        with locks.exclusive(
+            lock, f"the checkpoint {path}", "choose another checkpoint path (--output)"
+        ):
+            for old in (
+                *path.parent.glob(f".{path.name}.*.tmp"),
+                *(path.parent / "snapshots").glob(".step-*.pt.*.tmp"),
+            ):
+                old.unlink(missing_ok=True)
+            yield path
+    finally:
+        for folder in made:  # innermost first; one that holds files stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def rng_state() -> dict[str, Any]:

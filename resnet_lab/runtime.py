@@ -135,6 +135,25 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     return None  # MPS, and CPUs without native bf16: fp32
 
 
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a run may still take: available RAM on a CPU, free memory on a CUDA GPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None  # MPS shares the RAM in ways torch does not report
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this system
+        return None
+
+
 def precision_name(dtype: torch.dtype | None) -> str:
     """'fp32', 'bf16' or 'fp16': what a run trains in, for records and printed lines."""
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")  # type: ignore[arg-type]

@@ -201,14 +201,17 @@ def _fake_cifar10(tmp_path):
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(src, arcname="cifar-10-batches-py")
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-    return archive, md5, expected
+    files = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in src.iterdir()}
+    return archive, md5, expected, files
 
 
 @pytest.fixture
 def fake_cifar(tmp_path, monkeypatch):
-    archive, md5, expected = _fake_cifar10(tmp_path)
+    archive, md5, expected, files = _fake_cifar10(tmp_path)
     spec = D.CIFAR_ARCHIVES["cifar10"]
-    fake = D.cifar._Archive(**{**spec.__dict__, "url": archive.as_uri(), "md5": md5})
+    fake = D.cifar._Archive(
+        **{**spec.__dict__, "url": archive.as_uri(), "md5": md5, "file_md5": files}
+    )
     monkeypatch.setitem(D.CIFAR_ARCHIVES, "cifar10", fake)
     cache = tmp_path / "datacache"
     cache.mkdir()
@@ -395,3 +398,29 @@ def test_gpu_loader_forever_runs_epoch_after_epoch():
         x, y = next(endless)
         assert torch.equal(x, expected[0]) and torch.equal(y, expected[1])
     assert next(endless)[0].shape == epochs[0][0].shape  # and it goes on
+
+
+class _Planted:
+    """A pickle that runs code when loaded: it writes the file ``ran``."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_an_extracted_file_that_fails_its_md5_is_never_unpickled(fake_cifar, tmp_path):
+    cache, expected = fake_cifar
+    D.load_data("cifar10", progress=False)  # downloaded, verified, extracted
+    batch = cache / "cifar-10-batches-py" / "data_batch_1"
+    ran = tmp_path / "ran"
+    batch.write_bytes(pickle.dumps(_Planted(str(ran))))
+    with pytest.warns(UserWarning, match="data_batch_1 in cifar-10-batches-py/ .* fails its MD5"):
+        d = D.load_data("cifar10", progress=False)  # extracted again from the archive
+    assert not ran.exists() and d.train_y[:4].tolist() == expected["data_batch_1"][1]
+    batch.write_bytes(pickle.dumps(_Planted(str(ran))))
+    (cache / "cifar-10-python.tar.gz").unlink()
+    with pytest.raises(D.DataError, match="downloads are off"), pytest.warns(UserWarning):
+        D.load_data("cifar10", download=False)
+    assert not ran.exists()

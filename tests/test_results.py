@@ -65,7 +65,11 @@ def test_list_runs_filters(tmp_path):
     assert len(R.list_runs(tmp_path, model=["plain20", "resnet20"], seed=0)) == 2
     assert len(R.list_runs(tmp_path, recipe="fast", batch_size=128)) == 3
     assert R.list_runs(tmp_path, recipe="paper") == []
-    assert R.list_runs(tmp_path / "nowhere") == []
+    # a store that is not there is a mistake in the path, not an empty store
+    with pytest.raises(R.ResultsError, match="nowhere does not exist; give the folder"):
+        R.list_runs(tmp_path / "nowhere")
+    with pytest.raises(R.ResultsError, match="is a file, not a folder"):
+        R.list_runs(next(tmp_path.glob("*.json")))
 
 
 def test_same_run_is_replaced_but_a_different_run_is_never_overwritten(tmp_path):

@@ -87,6 +87,7 @@ def test_depth_study_picks_one_run_per_network(store):
     assert set(study) == {("plain", 20), ("plain", 56), ("residual", 20), ("residual", 56)}
     assert studies.provenance(study[("residual", 56)])["iterations"] == 782
     assert studies.final_errors(study[("residual", 56)])["train_error"] == pytest.approx(30.0)
+    (store / "empty").mkdir()
     assert studies.depth_study(store=store / "empty") == {}
 
 
@@ -98,6 +99,7 @@ def test_matched_runs_share_one_length(store):
     alone = studies.matched_runs([("residual", 56)], store=store)
     assert studies.provenance(alone[("residual", 56)])["iterations"] == 782
     assert studies.matched_runs([("residual", 110)], store=store) == {}
+    (store / "empty").mkdir()
     assert studies.matched_runs(store=store / "empty") == {}
 
 

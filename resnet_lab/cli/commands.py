@@ -86,7 +86,8 @@ def _cmd_suite(args: argparse.Namespace) -> int:
         raise UsageError(f"--budget-s {args.budget_s}: give a positive number of seconds")
     _writable_folder(args.out, "--out")
     if args.part == "gpu":
-        store = args.store or results.default_store()
+        # a dry run's synthetic records stay in its own folder unless --store says otherwise
+        store = args.store or (args.out / "store" if args.dry_run else results.default_store())
         _writable_folder(store, "--store")
         return suite.run_gpu(
             args.out,

@@ -95,17 +95,44 @@ def _reader(name: str):
     return read
 
 
+# The run's length: a None for one of them says "the other one decides".
+_LENGTHS = ("epochs", "iterations")
+
+
 def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The TrainConfig fields the command line sets: its flags, then ``--set``."""
+    """The TrainConfig fields the command line sets: its flags and ``--set``. A field set
+    twice (by its flag and by ``--set``) or a length of None that would leave the recipe's
+    in place is refused: nothing the command line says is dropped without a word."""
     out = {k: getattr(args, k) for k in _flagged() if getattr(args, k, None) is not None}
-    out.update(_parse_set(getattr(args, "set_fields", None) or []))
+    for key, value in _parse_set(getattr(args, "set_fields", None) or []).items():
+        if key in out:
+            raise UsageError(
+                f"{_spell_flag(key, out[key])} and --set {key}={_raw(value)} both set {key}; "
+                "give it once"
+            )
+        out[key] = value
+    for key in _LENGTHS:
+        if key in out and out[key] is None:
+            other = next(k for k in _LENGTHS if k != key)
+            if out.get(other) is None:
+                raise UsageError(
+                    f"--set {key}=None: the run's length is epochs or iterations; give the "
+                    f"one you mean instead ({_flagged()[other].metadata['flag']} N)"
+                )
+            del out[key]  # the other length decides, as recipe() has it
     return out
+
+
+def _raw(value: Any) -> str:
+    """A value as ``--set`` reads it back (``0.5,0.75`` for a tuple, ``None``)."""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     """``--set FIELD=VALUE`` pairs as TrainConfig values, read by the field's declared type."""
     settable = sorted(set(_fields()) - set(_OWN_FLAGS))
     out: dict[str, Any] = {}
+    raw_of: dict[str, str] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key, raw = key.strip().replace("-", "_"), raw.strip()
@@ -118,11 +145,14 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
                 f"{', '.join(settable)}"
             )
         try:
-            out[key] = _read(key, raw)
+            value = _read(key, raw)
         except ValueError:
             raise UsageError(
                 f"--set {key}={raw}: cannot read {raw!r} as {_type_name(key)}"
             ) from None
+        if key in out and out[key] != value:
+            raise UsageError(f"--set {key}={raw_of[key]} and --set {key}={raw} differ; give one")
+        out[key], raw_of[key] = value, raw
     return out
 
 

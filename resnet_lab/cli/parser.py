@@ -200,7 +200,8 @@ def _suite_parser(sub) -> None:
         "--store",
         type=Path,
         metavar="DIR",
-        help="gpu: results store for the runs (default: $RESNET_LAB_RESULTS or ./results)",
+        help="gpu: results store for the runs (default: $RESNET_LAB_RESULTS or ./results; "
+        "with --dry-run, OUT/store)",
     )
     p.add_argument(
         "--budget-s",

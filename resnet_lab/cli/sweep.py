@@ -4,10 +4,14 @@ this process or ``--jobs N`` at a time in processes of their own."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import itertools
+import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from resnet_lab.cli.errors import (
@@ -20,10 +24,16 @@ from resnet_lab.cli.errors import (
 )
 from resnet_lab.cli.flags import _config, _failure
 from resnet_lab.cli.train import _load_data, _report, _train_one
+from resnet_lab.engine.config import bookkeeping_fields
+
+# What a stored run's data must share with this sweep's to count as done (keys of
+# ImageData.info(); one a record lacks, from an older version, is not compared).
+_SAME_DATA = ("source", "train_size", "test_size", "num_classes", "image_size")
 
 
 def _already_stored(store: Path, model_name: str, data, config, device: str | None = None) -> bool:
-    """Whether ``store`` holds a completed run that trained as this one would, here.
+    """Whether ``store`` holds a completed run that trained as this one would, here, and was
+    measured on the same data (source, training and test sizes, image size).
 
     ``amp`` is a request ('auto' means bf16 on one machine and fp32 on another), so a
     stored run counts when it trained in the precision this run would train in on this
@@ -33,15 +43,51 @@ def _already_stored(store: Path, model_name: str, data, config, device: str | No
 
     from resnet_lab import results, runtime
 
+    if not store.is_dir():  # a new store: nothing is done yet
+        return False
     here = runtime.precision_name(runtime.amp_dtype(config.amp, runtime.pick_device(device)))
+    info = data.info()
     for rec in results.list_runs(
         store, model=model_name, variant=data.variant, seed=config.seed, status="completed"
     ):
         asked = dataclasses.replace(config, amp=rec["recipe"].get("amp", config.amp))
         same_recipe = asked.trains_like(rec["recipe"]) and rec.precision == here
-        if same_recipe and rec["data"].get("train_size") == len(data.train_y):
+        same_data = all(rec["data"].get(k, info[k]) == info[k] for k in _SAME_DATA)
+        if same_recipe and same_data:
             return True
     return False
+
+
+@contextlib.contextmanager
+def _claim(store: Path, model_name: str, data, config) -> Iterator[str | None]:
+    """Claim the run (model, data, recipe, seed) in ``store`` for this process while it trains:
+    yields None, or who holds it when another sweep into the store trains it now."""
+    from resnet_lab import locks
+
+    settings = {**config.to_dict(), **data.info(), "model": model_name}
+    for k in bookkeeping_fields():
+        settings.pop(k, None)
+    key = hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=6)
+    lock = store / ".claims" / f"{model_name}-{data.variant}-s{config.seed}-{key.hexdigest()}.lock"
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(locks.exclusive(lock, f"{model_name} seed {config.seed}", "wait"))
+    except locks.Busy:
+        yield locks.holder(lock)
+        return
+    try:
+        with held:
+            yield None
+    finally:
+        with contextlib.suppress(OSError):
+            lock.parent.rmdir()  # when no other claim is left in it
+
+
+def _claim_here(store: Path, model_name: str, data, config, ctx):
+    """:func:`_claim` in one process; under torchrun the processes train the run together."""
+    if ctx.is_distributed:
+        return contextlib.nullcontext(None)
+    return _claim(store, model_name, data, config)
 
 
 def _strip_options(argv: Sequence[str], names: set[str]) -> list[str]:
@@ -78,6 +124,13 @@ def _sweep_in_processes(args: argparse.Namespace, store: Path, data) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // args.jobs))}
     running: list[tuple[str, subprocess.Popen]] = []
     failed: list[str] = []
+    terminated = []
+
+    def on_sigterm(signum, frame):  # noqa: ARG001 - a SIGTERM is a Ctrl-C for the runs too
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         while todo or running:
             while todo and len(running) < args.jobs:
@@ -106,12 +159,17 @@ def _sweep_in_processes(args: argparse.Namespace, store: Path, data) -> int:
                     failed.append(name)
     except KeyboardInterrupt:  # the runs checkpoint on the same Ctrl-C; wait for them
         for _, proc in running:
+            if terminated:  # a Ctrl-C reached them from the terminal, a SIGTERM did not
+                proc.terminate()
+        for _, proc in running:
             proc.wait()
         print(
             "resnet-lab sweep: interrupted; start the same command again to continue",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if failed:
         print(
             f"resnet-lab sweep: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr
@@ -123,6 +181,7 @@ def _sweep_in_processes(args: argparse.Namespace, store: Path, data) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from resnet_lab import distributed, engine, results
     from resnet_lab.checkpoint import CheckpointError
+    from resnet_lab.locks import Busy
 
     if args.jobs < 1:
         raise UsageError(f"--jobs N takes the number of runs at once, at least 1 (got {args.jobs})")
@@ -151,8 +210,17 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                         print(f"skip {model_name} seed {seed}: already in {store}")
                     continue
                 try:
-                    run = _train_one(args, model_name, seed, data, store, ctx)
-                except (engine.TrainingDiverged, engine.OutOfMemory, CheckpointError) as exc:
+                    with _claim_here(store, model_name, data, config, ctx) as holder:
+                        # (stored meanwhile by the sweep that held it: done)
+                        if holder is None and _already_stored(
+                            store, model_name, data, config, args.device
+                        ):
+                            holder = "a sweep that has finished it"
+                        if holder is not None:
+                            print(f"skip {model_name} seed {seed}: trained by {holder}")
+                            continue
+                        run = _train_one(args, model_name, seed, data, store, ctx)
+                except (Busy, engine.TrainingDiverged, engine.OutOfMemory, CheckpointError) as exc:
                     # One bad run does not cost the others: note it and go on.
                     failed.append(f"{model_name} seed {seed}")
                     if ctx.is_main:

@@ -1,4 +1,9 @@
-"""The official CIFAR-10/100 archives: download once, check the MD5, extract, read."""
+"""The official CIFAR-10/100 archives: download once, check the MD5, extract, read.
+
+Every extracted file is checked against its MD5 (torchvision's list for the official
+archives) each time before it is read, so a damaged or planted file is never unpickled:
+it is extracted again from the verified archive instead.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,8 @@ class _Archive:
     meta_file: str
     label_key: bytes
     names_key: bytes
+    #: {file: MD5} of the extracted files; None: torchvision's lists for the official archive
+    file_md5: dict[str, str] | None = None
 
 
 #: The official archives (Krizhevsky, 2009), https://www.cs.toronto.edu/~kriz/cifar.html
@@ -167,6 +174,25 @@ def _extract(archive: Path, root: Path, spec: _Archive) -> Path:
     return target
 
 
+def _file_md5s(spec: _Archive) -> dict[str, str]:
+    """The MD5 of every file an archive extracts; for the official ones as torchvision lists
+    them (``torchvision.datasets.CIFAR10.train_list`` ...)."""
+    if spec.file_md5 is not None:
+        return dict(spec.file_md5)
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    cls = next(c for c in (CIFAR10, CIFAR100) if c.base_folder == spec.folder)
+    listed = [*cls.train_list, *cls.test_list, [cls.meta["filename"], cls.meta["md5"]]]
+    return {file: md5 for file, md5 in listed}
+
+
+def _failing_md5(folder: Path, spec: _Archive) -> list[str]:
+    """The extracted files of ``spec`` in ``folder`` that are missing or fail their MD5."""
+    from torchvision.datasets.utils import check_integrity
+
+    return [f for f, md5 in _file_md5s(spec).items() if not check_integrity(folder / f, md5)]
+
+
 def _read_batches(
     folder: Path, files: Sequence[str], label_key: bytes
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,9 +227,24 @@ def load_cifar(
     root.mkdir(parents=True, exist_ok=True)
     folder = root / spec.folder
     marker = folder / ".complete"
-    if not (marker.exists() and marker.read_text().strip() == spec.md5):
+    extracted = marker.exists() and marker.read_text().strip() == spec.md5
+    bad = _failing_md5(folder, spec) if extracted else []
+    if bad:
+        warnings.warn(
+            f"{', '.join(bad)} in {folder.name}/ of the data cache "
+            f"{'fails its' if len(bad) == 1 else 'fail their'} MD5 check "
+            "(damaged or altered); not read, extracting the archive again",
+            stacklevel=2,
+        )
+    if not extracted or bad:
         archive = _fetch_archive(spec, root, download, progress)
         folder = _extract(archive, root, spec)
+        bad = _failing_md5(folder, spec)
+        if bad:
+            raise DataError(
+                f"{', '.join(bad)} extracted from {archive.name} fail their MD5 check; not read. "
+                f"Delete {archive.name} and {folder.name}/ from the data cache and run again"
+            )
     train_x, train_y = _read_batches(folder, spec.train_files, spec.label_key)
     test_x, test_y = _read_batches(folder, spec.test_files, spec.label_key)
     try:

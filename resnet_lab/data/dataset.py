@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -85,6 +86,16 @@ class ImageData:
         """A deterministic, class-balanced subset (``None`` keeps a split whole); see :func:`subset`."""
         return subset(self, train_per_class, test_per_class, seed=seed)
 
+    def fingerprint(self) -> str:
+        """A hash of both splits' images and labels (BLAKE2b, 16 hex digits): equal for the
+        same data, different for other data of the same name and sizes. A checkpoint keeps
+        it, so that a resume on other data is refused."""
+        h = hashlib.blake2b(digest_size=8)
+        for t in (self.train_x, self.train_y, self.test_x, self.test_y):
+            h.update(str((t.dtype, tuple(t.shape))).encode())
+            h.update(t.detach().cpu().contiguous().numpy().data)
+        return h.hexdigest()
+
     def info(self) -> dict:
         """Provenance of the data for results records."""
         out = {
@@ -165,6 +176,23 @@ def subset(
 # ----------------------------------------------------------------------------- synthetic
 
 
+def _check_room(n: int, size: int) -> None:
+    """Refuse at once ``n`` synthetic images that cannot be made in the memory available (a
+    lower bound: each split is drawn as float32 images plus as much noise, then kept as uint8)."""
+    from resnet_lab import runtime
+    from resnet_lab.summary import format_bytes
+
+    per_image = 3 * size * size * (4 + 4 + 1)
+    free = runtime.available_memory(torch.device("cpu"))
+    if free is not None and n * per_image > free:
+        raise DataError(
+            f"{n:,} synthetic images of {size}x{size} need at least "
+            f"{format_bytes(n * per_image)} of memory, but the CPU has {format_bytes(free)} "
+            f"available; ask for at most {free // per_image:,} in all (a smaller subset: --subset N "
+            "on the command line)"
+        )
+
+
 def synthetic(
     n_train: int = 5000,
     n_test: int = 1000,
@@ -178,6 +206,7 @@ def synthetic(
     trivial, so training curves look like training curves. Labels are balanced;
     the variant is ``synthetic`` so no result can pass for CIFAR.
     """
+    _check_room(n_train + n_test, image_size)
     gen = torch.Generator().manual_seed(10_000 + seed)
     s = image_size
     yy, xx = torch.meshgrid(torch.arange(float(s)), torch.arange(float(s)), indexing="ij")

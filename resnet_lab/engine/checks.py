@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -65,22 +64,7 @@ def unusual_settings(config: TrainConfig) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _available_memory(device: torch.device) -> int | None:
-    """Bytes this run may still take: available RAM on a CPU, free memory on a CUDA GPU."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    if device.type != "cpu":
-        return None  # MPS shares the RAM in ways torch does not report
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not on this system
-        return None
+    return runtime.available_memory(device)
 
 
 def check_memory(
@@ -93,33 +77,44 @@ def check_memory(
 ) -> None:
     """Refuse, before anything is allocated, a batch that clearly cannot fit (the estimate
     is a lower bound, so a refusal is certain; an accepted batch may still run out)."""
+    # on a GPU the whole dataset moves to the device
+    on_device = data.train_x.numel() + data.test_x.numel() if device.type != "cpu" else 0
+    batches = [
+        ("a training batch", "batch_size", config.batch_size, len(data.train_y), True),
+        ("an evaluation batch", "eval_batch_size", config.eval_batch_size, len(data.test_y), False),
+    ]
+    _check_batches(model, data.image_size, device, amp_dtype, world_size, on_device, batches)
+
+
+def check_batch(
+    model: nn.Module,
+    image_size: tuple[int, int, int],
+    batch_size: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> None:
+    """:func:`check_memory` for one training batch of ``batch_size`` images of ``image_size``
+    (C, H, W) alone (``resnet-lab bench``); ``model`` may be on the meta device."""
+    batch = [("a training batch", "batch_size", batch_size, batch_size, True)]
+    _check_batches(model, image_size, device, amp_dtype, 1, 0, batch)
+
+
+def _check_batches(model, image_size, device, amp_dtype, world_size, on_device, batches) -> None:
+    """Raise OutOfMemory for the first of ``batches`` (what, field, batch size, images in the
+    split, training?) that needs more than the device has available."""
     from resnet_lab.summary import estimate_memory, format_bytes
 
     free = _available_memory(device)
-    est = estimate_memory(model, (1, *data.image_size)) if free is not None else None
+    est = estimate_memory(model, (1, *image_size)) if free is not None else None
     if est is None:
         return
     half = 0.5 if amp_dtype is not None else 1.0  # layer outputs in 16 bits under autocast
-    fixed = 2 * est.weights  # gradients and momentum
-    if device.type != "cpu":  # the whole dataset moves to the device
-        fixed += data.train_x.numel() + data.test_x.numel()
-    checks = [
-        (
-            "a training batch",
-            "batch_size",
-            config.batch_size,
-            len(data.train_y),
-            half * est.train_per_image + 2 * est.input_per_image,
-        ),
-        (
-            "an evaluation batch",
-            "eval_batch_size",
-            config.eval_batch_size,
-            len(data.test_y),
-            half * est.eval_per_image + est.input_per_image,
-        ),
-    ]
-    for what, name, batch, n_images, per_image in checks:
+    fixed = 2 * est.weights + on_device  # gradients and momentum
+    for what, name, batch, n_images, training in batches:
+        if training:
+            per_image = half * est.train_per_image + 2 * est.input_per_image
+        else:
+            per_image = half * est.eval_per_image + est.input_per_image
         local = math.ceil(min(batch, n_images) / world_size)
         need = fixed + local * per_image
         if need <= free:
@@ -134,13 +129,31 @@ def check_memory(
         raise OutOfMemory(reason, None, [Fix("use at most the batch that fits", {name: fits})])
 
 
-def check_resume(path: Path, state: dict[str, Any], config: TrainConfig, run: Run) -> None:
-    """Refuse a checkpoint made with other settings (bookkeeping fields and ``amp`` aside),
-    for another model or on other data: resuming it would train a different run."""
+# What a checkpoint's data must share with the data resuming it (the keys of
+# ImageData.info(); a key a checkpoint lacks, from an older version, is not compared).
+_DATA_IDENTITY = (
+    "variant",
+    "source",
+    "train_size",
+    "test_size",
+    "num_classes",
+    "image_size",
+    "subset_per_class",
+)
+_NEW_RUN = "start a new run with another checkpoint path (--output) instead"
+
+
+def check_resume(
+    path: Path, state: dict[str, Any], config: TrainConfig, run: Run, total: int, spe: int
+) -> None:
+    """Refuse a checkpoint that this call cannot continue honestly: made with other settings
+    (bookkeeping fields aside), for another model, on other data, in another precision, or
+    further than this run's ``total`` steps (``spe`` steps an epoch). Each message says what
+    differs. A checkpoint of an older version that lacks a field is checked on the rest."""
     saved = state["config"]
     now = config.to_dict()
-    # amp may change too: it is a request ('auto' is bf16 on one CPU, fp32 on another), and
-    # so a run may continue on another machine.
+    # amp is a request ('auto' is bf16 on one CPU, fp32 on another): the precision it
+    # resolved to is compared below instead.
     resume_free = bookkeeping_fields() | {"amp"}
     diffs = [
         f"{k}={saved.get(k)!r} (checkpoint) vs {now[k]!r} (now)"
@@ -152,19 +165,57 @@ def check_resume(path: Path, state: dict[str, Any], config: TrainConfig, run: Ru
             path,
             "was made with different settings: "
             + "; ".join(diffs)
-            + ". Resume with the same settings, or start a new run without resume",
+            + f". Resume with the same settings, or {_NEW_RUN}",
         )
-    saved_model = state.get("run", {}).get("model")
+    info = state.get("run", {})
+    saved_model = info.get("model")
     if saved_model and saved_model != run.model_name:
         raise ckpt.CheckpointError(
             path,
             f"belongs to model {saved_model!r}, not {run.model_name!r}; use another checkpoint path",
         )
-    saved_variant = state.get("run", {}).get("data", {}).get("variant")
-    if saved_variant and saved_variant != run.data.get("variant"):
+    saved_data = info.get("data") or {}
+    diffs = [
+        f"{k}={saved_data[k]!r} (checkpoint) vs {run.data.get(k)!r} (now)"
+        for k in _DATA_IDENTITY
+        if k in saved_data and saved_data[k] != run.data.get(k)
+    ]
+    fingerprint = info.get("data_fingerprint")
+    if not diffs and fingerprint and fingerprint != run.data_fingerprint:
+        diffs = ["the images or labels differ (another folder or file of the same name)"]
+    if diffs:
         raise ckpt.CheckpointError(
-            path, f"was trained on data {saved_variant!r}, not {run.data.get('variant')!r}"
+            path,
+            "was trained on other data: "
+            + "; ".join(diffs)
+            + f". Resume with the same data (--data, --subset, --test-subset, --image-size), "
+            f"or {_NEW_RUN}",
         )
+    was = _saved_precision(state)
+    if was is not None and was != run.precision:
+        raise ckpt.CheckpointError(
+            path,
+            f"was trained in {was}, but would continue in {run.precision} (amp="
+            f"{config.amp!r} on {run.device_name}); resume with the precision it began in "
+            f"(--amp {'off' if was == 'fp32' else was}), or {_NEW_RUN}",
+        )
+    progress = state["progress"]
+    step, batch = int(progress.get("step", 0)), int(progress.get("batch_in_epoch", 0))
+    if step > total or batch >= spe > 0 and step < total:
+        raise ckpt.CheckpointError(
+            path,
+            f"is at step {step} (batch {batch} of an epoch), past this run's {total} steps of "
+            f"{spe} an epoch; resume with the same data and settings, or {_NEW_RUN}",
+        )
+
+
+def _saved_precision(state: dict[str, Any]) -> str | None:
+    """What a checkpoint's run trained in: saved since the field existed, else read from an
+    explicit ``amp`` (None: 'auto' of an older version, which is not known)."""
+    saved = state.get("run", {}).get("precision")
+    if saved:
+        return saved
+    return {"off": "fp32", "bf16": "bf16", "fp16": "fp16"}.get(state["config"].get("amp"))
 
 
 def divergence_advice(config: TrainConfig, lr: float, fp16: bool) -> tuple[str, list[Fix]]:

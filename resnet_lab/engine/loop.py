@@ -66,22 +66,46 @@ def train(
     ``callbacks`` are called as ``cb(event, run, record)`` with event 'step' (every
     ``log_every_steps``), 'epoch' and 'end'; raising :class:`StopTraining` ends
     the run cleanly. ``checkpoint``: a file saved every ``checkpoint_every``
-    epochs, when stopped and on Ctrl-C; ``resume=True`` continues from it (if it
-    exists). ``name``: the model's name in records (default: ``model.name`` or the class
+    epochs, when stopped and on Ctrl-C or SIGTERM; ``resume=True`` continues from it (if it
+    exists) when it was made by these settings, on this data, in this precision. One process
+    at a time trains into a checkpoint (another is refused with :class:`~resnet_lab.locks.Busy`);
+    temporary files that a killed process left beside it are removed. ``name``: the model's name in records (default: ``model.name`` or the class
     name). Saving the finished run is the caller's: ``resnet_lab.results.save_run(run)``.
 
     Errors: :class:`ConfigError` (an impossible setting), :class:`TrainingDiverged` (a
     NaN/inf loss, test loss, weight or BatchNorm statistic), :class:`OutOfMemory` (also
     raised before training when a batch clearly cannot fit); the last two carry ``.run``
     with the history so far. A diverged run keeps only epochs where everything was finite,
-    and the checkpoint file holds the last of them. The first Ctrl-C stops after the
-    current step, saves the checkpoint and returns the run marked ``interrupted``; its
-    message says how to continue (``resume_hint``: the command line passes ``--resume``).
+    and the checkpoint file holds the last of them. The first Ctrl-C (or SIGTERM) stops
+    after the current step, saves the checkpoint and returns the run marked
+    ``interrupted``; its message says how to continue (``resume_hint``: the command line
+    passes ``--resume``). :class:`~resnet_lab.checkpoint.CheckpointError`: a checkpoint that
+    cannot be resumed, saying why.
     """
     config = (config or recipe("fast")).validate()
     ctx = distributed.context()
     device = runtime.pick_device(distributed.device_for(ctx) if device is None else device)
-    s = _Session(model, data, config, device, ctx, name, tags, checkpoint, callbacks)
+    held = ckpt.hold(checkpoint) if checkpoint is not None and ctx.is_main else _nothing()
+    with held:
+        # (in a list that _train empties: no frame but its own may keep the session, which an
+        # out-of-memory error drops, see there)
+        session = [_Session(model, data, config, device, ctx, name, tags, checkpoint, callbacks)]
+        return _train(session, data, progress, checkpoint, resume, resume_hint)
+
+
+def _train(
+    session: list[_Session],
+    data: ImageData,
+    progress: bool,
+    checkpoint: str | Path | None,
+    resume: bool,
+    resume_hint: str,
+) -> Run:
+    """The loop of :func:`train`: resume the session if asked, then train."""
+    s = session.pop()
+    config, device, callbacks = s.config, s.device, s.callbacks
+    if checkpoint is not None:
+        s.state.run.data_fingerprint = data.fingerprint()
     if resume and checkpoint is not None and Path(checkpoint).exists():
         s.resume(Path(checkpoint))
     state, run = s.state, s.state.run
@@ -89,7 +113,7 @@ def train(
     s.snapshot()  # the weights at initialisation, when config.snapshot_steps asks for step 0
     try:
         with _graceful_interrupt() as interrupted, kernel_selection(device, config.deterministic):
-            model.train()
+            state.model.train()
             while state.step < s.total:
                 for x, y in s.epoch_batches():  # the rest of this epoch (all of it, unless resumed)
                     s.step(x, y)
@@ -191,7 +215,7 @@ class _Session:
     def resume(self, path: Path) -> None:
         """Continue from the checkpoint at ``path``, if it was made by this run's settings."""
         saved = ckpt.load_checkpoint(path, map_location="cpu")
-        check_resume(path, saved, self.config, self.state.run)
+        check_resume(path, saved, self.config, self.state.run, self.total, self.spe)
         try:
             self.state.load_state_dict(saved)
         except RuntimeError as exc:
@@ -211,7 +235,10 @@ class _Session:
         self.bar.write(start_line(st.run, self.channels_last, self.total))
         st.clock.start()
         self.lr = lr_at(self.config, st.step, self.total, self.depth)
-        self.window = (st.train_meter.mark(), time.perf_counter())  # since the last step record
+        # (sums at the last step record, its time, images of it trained before resuming)
+        now = st.train_meter.mark()
+        since = st.record_mark if st.record_mark is not None else now
+        self.window = (since, time.perf_counter(), float((now - since)[-1]))
 
     def epoch_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The current epoch's batches from ``batch_in_epoch`` on, up to the run's last step.
@@ -309,8 +336,9 @@ class _Session:
                 self.diverged(st.step - 1, "the test loss became NaN or infinite")
             t_eval = time.perf_counter() - t0
             st.clock.eval_seconds += t_eval
-        since, t_window = self.window
+        since, t_window, carried = self.window
         means, images = st.train_meter.compute(since)
+        images -= carried * self.ctx.world_size  # trained before a resume: not in this time
         record = {
             "step": st.step,
             "epoch": st.step / self.spe,
@@ -325,7 +353,8 @@ class _Session:
         loss, err = f"{record['train_loss']:.3f}", f"{record['train_error']:.3f}"
         self.bar.update(1, loss=loss, err=err, lr=f"{self.lr:.3g}")
         call_callbacks(self.callbacks, "step", st.run, record)
-        self.window = (st.train_meter.mark(), time.perf_counter())
+        st.record_mark = st.train_meter.mark()
+        self.window = (st.record_mark, time.perf_counter(), 0.0)
 
     def end_epoch(self, interrupted: threading.Event) -> None:
         """An epoch's end: sum over processes, evaluate, record, checkpoint, stop on Ctrl-C."""
@@ -359,7 +388,8 @@ class _Session:
         st.train_meter.reset()
         st.grad_meter.reset()
         st.clock.end_epoch()
-        self.window = (st.train_meter.mark(), time.perf_counter())
+        st.record_mark = None
+        self.window = (st.train_meter.mark(), time.perf_counter(), 0.0)
         self.bar.write(epoch_line(record, math.ceil(self.total / self.spe)))
         self.good_step = st.step
         if st.epoch % c.checkpoint_every == 0 or st.step >= self.total:
@@ -480,19 +510,26 @@ def _loaders(
     return train, test
 
 
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
 class _Interrupted(Exception):  # noqa: N818
     pass
 
 
 @contextlib.contextmanager
 def _graceful_interrupt() -> Iterator[threading.Event]:
-    """First Ctrl-C sets a flag checked between steps (the run then checkpoints and returns);
-    a second one interrupts at once."""
+    """First Ctrl-C or SIGTERM (what ``timeout``, docker, Slurm and systemd send) sets a flag
+    checked between steps (the run then checkpoints and returns); a second one interrupts at
+    once."""
     flag = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
-    previous = signal.getsignal(signal.SIGINT)
+    signals = [signal.SIGINT, *([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])]
+    previous = {sig: signal.getsignal(sig) for sig in signals}
 
     def handler(signum, frame):  # noqa: ARG001
         if flag.is_set():
@@ -500,14 +537,16 @@ def _graceful_interrupt() -> Iterator[threading.Event]:
         flag.set()
 
     try:
-        signal.signal(signal.SIGINT, handler)
+        for sig in signals:
+            signal.signal(sig, handler)
     except ValueError:  # pragma: no cover - not allowed in this interpreter state
         yield flag
         return
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, before in previous.items():
+            signal.signal(sig, before)
 
 
 def _weight_layers(model: nn.Module) -> list[tuple[str, nn.Parameter]]:

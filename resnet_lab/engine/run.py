@@ -80,6 +80,9 @@ class Run:
     steps_per_epoch: int = 0
     wall_time: float = 0.0
     checkpoint: str | None = None
+    #: a hash of the images and labels, kept in the checkpoint so that a resume on other
+    #: data of the same name and sizes is refused (:meth:`ImageData.fingerprint`)
+    data_fingerprint: str | None = field(default=None, repr=False)
     path: Path | None = None  # where the results store saved it
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 

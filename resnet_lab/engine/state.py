@@ -39,6 +39,9 @@ class TrainState:
     step: int = 0  # optimizer steps done
     epoch: int = 0  # epochs done
     batch_in_epoch: int = 0  # batches of the current epoch done
+    #: ``train_meter``'s sums at the last step record of this epoch (None: none yet), so
+    #: that the first record after a mid-epoch resume averages all the steps it covers
+    record_mark: torch.Tensor | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint (format ``resnet_lab.checkpoint/1``, see :mod:`resnet_lab.checkpoint`):
@@ -60,6 +63,7 @@ class TrainState:
                 "acc": torch.cat([self.train_meter.total, self.grad_meter.total[-1:]]),
                 "gsum": self.grad_meter.total[:-1],
                 "epoch_train_time": self.clock.epoch(),
+                **({"record_mark": self.record_mark} if self.record_mark is not None else {}),
             },
             "history": run.history,
             "steps": run.steps,
@@ -69,6 +73,8 @@ class TrainState:
                 "date": run.date,
                 "data": run.data,
                 "tags": run.tags,
+                "precision": run.precision,
+                **({"data_fingerprint": run.data_fingerprint} if run.data_fingerprint else {}),
             },
             "rng": ckpt.rng_state(),
             "wall_time": self.clock.wall(),
@@ -89,6 +95,8 @@ class TrainState:
         self.batch_in_epoch = int(p["batch_in_epoch"])
         acc, gsum = p["acc"], p.get("gsum")
         self.train_meter.total.copy_(acc[:3])
+        mark = p.get("record_mark")  # absent before it was saved: the steps since resuming
+        self.record_mark = mark.to(self.train_meter.total) if mark is not None else None
         if gsum is not None and len(gsum) == len(self.grad_meter.names):
             self.grad_meter.total.copy_(torch.cat([gsum.to(acc.dtype), acc[3:]]))
         self.clock = Clock(float(state.get("wall_time", 0.0)), float(p.get("epoch_train_time", 0)))

@@ -21,6 +21,9 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _DEPTH_NAME = re.compile(r"(resnet|plain|preact_resnet)(\d+)")
 #: ``resnet56-zi``: a CIFAR net with zero-initialised residual branches (see :func:`build`)
 ZERO_INIT_SUFFIX = "-zi"
+#: the deepest net a name may ask for: well beyond the papers' deepest (ResNet-1202), short of
+#: the nets that take minutes to build (``resnet60002``)
+MAX_DEPTH = 2000
 
 
 class DepthError(ValueError):
@@ -57,6 +60,11 @@ def build(name: str, **kwargs) -> nn.Module:
     >>> build("plain20")                  # ResNet-20's layers without shortcuts
     >>> build("resnet56-zi")              # ResNet-56, each block starting as the identity
     """
+    if not isinstance(name, str):
+        raise TypeError(
+            f"build() takes a model name such as 'resnet20' (see list_models()), not "
+            f"{name!r} ({type(name).__name__})"
+        )
     key = name.strip().lower()
     if key in _MODELS:
         return _MODELS[key](**kwargs)
@@ -79,7 +87,14 @@ def build(name: str, **kwargs) -> nn.Module:
             f"unknown model {name!r}.{hint} Valid names: {', '.join(list_models())}; "
             "or resnetNN / plainNN / preact_resnetNN for a CIFAR net of depth NN."
         )
-    family, depth = match.group(1), int(match.group(2))
+    family, digits = match.group(1), match.group(2)
+    if len(digits) > len(str(MAX_DEPTH)) or int(digits) > MAX_DEPTH:
+        shown = digits if len(digits) <= 12 else f"{digits[:12]}... ({len(digits)} digits)"
+        raise DepthError(
+            f"{family}{shown}: a depth of {shown} layers is beyond this package's limit of {MAX_DEPTH} (the papers' deepest net has 1202); "
+            f"choose a depth up to {MAX_DEPTH}"
+        )
+    depth = int(digits)
     if family == "preact_resnet":
         # The paper's choice (He et al. 2016b, Table 3): basic blocks up to ResNet-110,
         # bottleneck blocks from ResNet-164 on.

@@ -142,8 +142,6 @@ def validate(record: Any, path: str | os.PathLike | None = None) -> dict[str, An
             raise ResultsError(
                 path, f"field {key!r} should be {_kind_name(kind)}, found {record[key]!r:.60}"
             )
-    if "variant" not in record["data"]:
-        raise ResultsError(path, "field 'data' has no 'variant'")
     if record["epochs"] != len(record["history"]):
         raise ResultsError(
             path, f"epochs={record['epochs']} but history has {len(record['history'])} entries"
@@ -158,7 +156,57 @@ def validate(record: Any, path: str | os.PathLike | None = None) -> dict[str, An
             v = h[k]
             if v is not None and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
                 raise ResultsError(path, f"history[{i}].{k}={v!r} is not a fraction in [0, 1]")
+    _validate_nested(record, path)
     return record
+
+
+def _validate_nested(record: dict[str, Any], path: str | os.PathLike | None) -> None:
+    """The fields inside ``data``, ``recipe``, ``tags``, ``final`` and ``steps`` that readers
+    use, checked before any reader does (a record that passes must not break a reader)."""
+    from resnet_lab.engine import ConfigError, TrainConfig
+
+    data = record["data"]
+    if not isinstance(data.get("variant"), str) or not data["variant"]:
+        raise ResultsError(
+            path, f"field 'data.variant' should be a name, found {data.get('variant')!r:.60}"
+        )
+    for key in ("train_size", "test_size", "num_classes"):
+        v = data.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ResultsError(path, f"field 'data.{key}' should be a count, found {v!r:.60}")
+    for key in ("milestones", "snapshot_steps"):
+        v = record["recipe"].get(key)
+        if v is not None and not isinstance(v, list):
+            raise ResultsError(path, f"field 'recipe.{key}' should be a list, found {v!r:.60}")
+    try:
+        TrainConfig.from_dict(record["recipe"]).validate()
+    except ConfigError as exc:
+        raise ResultsError(path, f"field 'recipe.{exc.field}' {exc.problem}") from None
+    except (TypeError, ValueError) as exc:  # e.g. milestones: 5
+        raise ResultsError(path, f"field 'recipe' is not a training recipe ({exc})") from None
+    if not all(isinstance(t, str) for t in record["tags"]):
+        raise ResultsError(path, "field 'tags' should be a list of strings")
+    for key, v in record["final"].items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ResultsError(path, f"field 'final.{key}' should be a number, found {v!r:.60}")
+    steps = record.get("steps", [])
+    if not isinstance(steps, list) or not all(isinstance(r, dict) for r in steps):
+        raise ResultsError(path, "field 'steps' should be a list of objects")
+    for name, entries in (("history", record["history"]), ("steps", steps)):
+        for i, entry in enumerate(entries):
+            for key, v in entry.items():
+                if key in _HISTORY_KEYS and not _number_or_none(v):
+                    raise ResultsError(path, f"{name}[{i}].{key}={v!r:.60} is not a number")
+            for key in ("epoch", "step") if name == "history" else ():
+                if entry[key] is None:
+                    raise ResultsError(path, f"{name}[{i}].{key} is missing")
+    for key in ("precision", "device_type"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            raise ResultsError(path, f"field {key!r} should be a string, found {record[key]!r:.60}")
+
+
+def _number_or_none(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -409,14 +457,33 @@ def _load(path: Path, store: str | os.PathLike | None) -> RunRecord:
 
 
 def _json_files(folder: Path) -> list[Path]:
+    """The record files under ``folder``: ``*.json`` files, hidden ones aside. Anything else
+    of that name (a folder, a FIFO, a device, a broken link) is skipped with a warning naming
+    it: reading a FIFO would wait for ever."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*.json") if not p.name.startswith("."))
+    found = sorted(p for p in folder.rglob("*.json") if not p.name.startswith("."))
+    for p in found:
+        if not p.is_file() and not p.is_dir():
+            warnings.warn(
+                f"{_where(p, folder)}: not a regular file (skipped; the other runs are listed)",
+                stacklevel=3,
+            )
+    return [p for p in found if p.is_file()]
 
 
 def _files(store: str | os.PathLike | None) -> tuple[Path, list[Path]]:
-    """The store's folder and its record files; the default store adds the shipped runs."""
+    """The store's folder and its record files; the default store adds the shipped runs.
+    A store given that is not a folder is a :class:`ResultsError`."""
     folder = Path(store) if store is not None else default_store()
+    if store is not None and not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        exc = ResultsError(folder, what)
+        exc.args = (
+            f"results store {folder} {what}; give the folder that holds the run records "
+            "(or None for the default store)",
+        )
+        raise exc
     files = _json_files(folder)
     shipped = shipped_store() if store is None else None
     if shipped is not None:

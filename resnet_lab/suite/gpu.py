@@ -272,7 +272,9 @@ def run_gpu(
     sizes = DRY_RUN if dry_run else GPU
     report = Report(Path(out), "gpu", budget, _render_gpu)
     report.data.update(dry_run=dry_run, device=str(dev), sizes=asdict(sizes))
-    store = Path(store) if store is not None else default_store()
+    if store is None:  # a dry run's tiny synthetic records never go into the real store
+        store = Path(out) / "store" if dry_run else default_store()
+    store = Path(store)
     t0 = time.monotonic()
     spec = prepare_data(data, dry_run)
     ds = _load(spec, sizes)
