@@ -20,7 +20,7 @@
   const MAX_STEPS = 2000;
   const TAIL = 50; // the summary averages the last TAIL steps
   const FRAME_MS = 15; // train this long, then draw and give the browser the frame
-  const GRID = 40;
+  const GRID = 30;
   const EXTENT = 1.25; // the surface shows [-EXTENT, EXTENT]^2
 
   let tfLoading = null;
@@ -180,6 +180,7 @@
 
     async loop() {
       let lastSurface = -Infinity;
+      let surfaceCost = 0;
       while (this.running && this.live().length > 0 && this.step < this.until) {
         const frame = performance.now();
         let first = true;
@@ -190,9 +191,12 @@
           this.step += 1;
           first = false;
         } while (performance.now() - frame < FRAME_MS && this.step < this.until && this.live().length);
-        if (performance.now() - lastSurface > 300) {
+        // The surfaces cost a forward pass over the grid: redrawn at most a tenth of the time.
+        if (performance.now() - lastSurface > Math.max(500, 10 * surfaceCost)) {
+          const begin = performance.now();
           this.runs.forEach((run) => this.surface(run));
           lastSurface = performance.now();
+          surfaceCost = lastSurface - begin;
         }
         this.report();
         this.draw();
