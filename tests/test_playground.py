@@ -256,6 +256,7 @@ def test_residual_learns_where_plain_stalls(chrome, pages):
     half = _train(chrome, CLAIM_STEPS // 2)
     out = _train(chrome, CLAIM_STEPS)  # continues where it paused
     plain, residual = out["runs"]["plain"], out["runs"]["residual"]
+    print(f"\nafter {out['step']} steps: {out['status']}")
     assert out["step"] == CLAIM_STEPS and plain["steps"] == residual["steps"] == CLAIM_STEPS
     assert plain["loss"] > PLAIN_ABOVE, out
     assert residual["loss"] < RESIDUAL_BELOW, out

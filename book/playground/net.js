@@ -190,15 +190,11 @@
 
     gradNorms(grads) {
       const { input, hidden, output } = this.w;
-      return Array.from(
-        tf.tidy(() =>
-          tf.concat([
-            tf.reshape(tf.norm(grads[input.name]), [1]),
-            tf.sqrt(tf.sum(tf.square(grads[hidden.name]), [1, 2])),
-            tf.reshape(tf.norm(grads[output.name]), [1]),
-          ])
-        ).dataSync()
-      );
+      return readAndDispose(tf.tidy(() => tf.concat([
+        tf.reshape(tf.norm(grads[input.name]), [1]),
+        tf.sqrt(tf.sum(tf.square(grads[hidden.name]), [1, 2])),
+        tf.reshape(tf.norm(grads[output.name]), [1]),
+      ])));
     }
 
     /* torch's BatchNorm: running = (1 - m) running + m batch, with the unbiased variance. */
@@ -213,10 +209,10 @@
 
     /* Probability of class 1 at each of the points xy (Float32Array of n pairs), eval mode. */
     predict(xy) {
-      return tf.tidy(() => {
+      return readAndDispose(tf.tidy(() => {
         const logits = this.forward(tf.tensor2d(xy, [xy.length / 2, 2]), false);
         return tf.softmax(logits).slice([0, 1], [-1, 1]);
-      }).dataSync();
+      }));
     }
 
     /* torch's parameter names: [name, variable, index into a stacked variable or -1,
@@ -292,6 +288,12 @@
    * one layer, as at depth 3: that case is a reshape.) */
   function unstack(stacked) {
     return stacked.shape[0] === 1 ? [tf.reshape(stacked, stacked.shape.slice(1))] : tf.unstack(stacked);
+  }
+
+  function readAndDispose(tensor) {
+    const values = Array.from(tensor.dataSync());
+    tensor.dispose();
+    return values;
   }
 
   function accuracy(logits, labels) {
