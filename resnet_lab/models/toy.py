@@ -19,6 +19,8 @@ Activation = Literal["sigmoid", "tanh", "relu"]
 Init = Literal["naive", "xavier", "he"]
 Norm = Literal["none", "batchnorm"]
 
+#: Width of the book's in-browser playground network (:func:`spiral_mlp`).
+SPIRAL_WIDTH = 16
 ACTIVATIONS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 INITS: tuple[str, ...] = ("naive", "xavier", "he")
 NORMS: tuple[str, ...] = ("none", "batchnorm")
@@ -150,4 +152,25 @@ def conv_stack(**kwargs) -> ConvStack:
     return ConvStack(**kwargs)
 
 
-__all__ = ["NAIVE_STD", "ConvStack", "DeepMLP", "init_layer", "mlp", "conv_stack"]
+@register_model
+def spiral_mlp(depth: int = 32, **kwargs) -> DeepMLP:
+    """The book's playground network: a ``DeepMLP`` of ``SPIRAL_WIDTH`` units on 2-D points
+    (two spirals) with 2 classes; ``skip``, ``norm``, ``init`` as in ``DeepMLP``.
+
+    The playground page trains this network in the reader's browser with TensorFlow.js
+    (``book/playground/net.js``); ``tests/test_playground.py`` checks that the page computes
+    the same outputs and gradients from the same weights.
+    """
+    return DeepMLP(depth=depth, width=SPIRAL_WIDTH, in_features=2, num_classes=2, **kwargs)
+
+
+__all__ = [
+    "NAIVE_STD",
+    "SPIRAL_WIDTH",
+    "ConvStack",
+    "DeepMLP",
+    "init_layer",
+    "mlp",
+    "conv_stack",
+    "spiral_mlp",
+]
