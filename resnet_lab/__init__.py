@@ -5,12 +5,14 @@ Quick tour::
     import resnet_lab as rl
     env = rl.setup()                      # notebooks: device, size tier, seed
     model = rl.build("resnet56")          # any model of the papers, by name
+    model = rl.build("resnet56", weights="zoo")   # ... trained (rl.weights lists them)
     rl.list_models()                      # every registered name
     print(rl.summary(model))              # per-stage shapes, parameters, multiply-adds
 
 The package, by job (each subpackage's docstring says what it holds)::
 
     models/     every ResNet of the papers, built by name (rl.build)
+    weights/    trained weights: the zoo's (shipped) and reference ones (rl.build(..., weights=))
     data/       datasets as tensors (CIFAR, image folders, synthetic), a device-resident loader
     engine/     training: recipes, mixed precision, checkpoints, resumable runs
     results/    the results store (one JSON record per run) and the studies read from it
@@ -45,6 +47,7 @@ _SUBMODULES = {
     "results",
     "runtime",
     "summary",
+    "weights",
 }
 
 

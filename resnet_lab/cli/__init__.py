@@ -9,6 +9,8 @@ Examples::
     resnet-lab sweep --models plain20 resnet20 --seeds 0 1 2 --epochs 10
     resnet-lab bench resnet20 --batch-size 128
     resnet-lab info resnet56
+    resnet-lab weights                                             # trained weights
+    resnet-lab eval resnet20 --weights zoo                         # test and training error
 
 Mistakes in the arguments (an unknown model, a missing data path) print one line
 on stderr and exit with status 2, without a traceback.
@@ -26,6 +28,7 @@ from resnet_lab.cli.flags import _failure
 from resnet_lab.cli.parser import _parser
 from resnet_lab.cli.sweep import _cmd_sweep
 from resnet_lab.cli.train import _cmd_train
+from resnet_lab.cli.weights import _cmd_eval, _cmd_weights
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "main"]
 
@@ -40,6 +43,8 @@ COMMANDS = {
     "bench": _cmd_bench,
     "info": _cmd_info,
     "suite": _cmd_suite,
+    "weights": _cmd_weights,
+    "eval": _cmd_eval,
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from resnet_lab.cli.flags import _add_config_flags
 
 
-def _add_training_args(p: argparse.ArgumentParser) -> None:
+def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
         "--data",
@@ -37,6 +37,10 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
         "variant then names the size, e.g. cifar10-jpeg-16px)",
     )
     g.add_argument("--no-download", action="store_true", help="never download datasets")
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    _add_data_args(p)
     g = p.add_argument_group("recipe (any field overrides the recipe's value)")
     g.add_argument(
         "--recipe",
@@ -94,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     _bench_parser(sub)
     _info_parser(sub)
     _suite_parser(sub)
+    _add_weights_parser(sub)
+    _add_eval_parser(sub)
     return parser
 
 
@@ -243,3 +249,38 @@ def _suite_parser(sub) -> None:
         help="chapters: a Jupyter kernel (nbclient) or plain Python (default: nbclient "
         "where installed)",
     )
+
+
+def _add_weights_parser(sub) -> None:
+    p = sub.add_parser(
+        "weights",
+        help="list the trained weights, or export a finished zoo run into them",
+        description="Without an action: one line per weights entry (`build(model, "
+        "weights=TAG)` takes the part after the dot). `weights export RUN_DIR --record "
+        "RECORD.json`: a finished run (its checkpoint, snapshots and record) into shipped "
+        "files and manifest entries, each measured on the data the run trained on.",
+    )
+    p.add_argument("action", nargs="?", choices=["list", "export"], default="list")
+    p.add_argument("run", nargs="?", type=Path, help="export: the run's --output folder")
+    p.add_argument("--model", help="list: only this model's entries")
+    p.add_argument("--record", type=Path, help="export: the run's record in the results store")
+    p.add_argument("--release", default="zoo", help="export: the tag's release part (zoo)")
+    p.add_argument("--replace", action="store_true", help="export: replace existing entries")
+    p.add_argument("--out", type=Path, help="export: folder of files + manifest (the package's)")
+    _add_data_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_eval_parser(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="test error and clean training error of trained weights",
+        description="Measure test error and training error (whole training split, no "
+        "augmentation) of MODEL with trained weights, in fp32 with BatchNorm in eval mode, "
+        "and compare them with the stored numbers.",
+    )
+    p.add_argument("model", help="model name, e.g. resnet20")
+    p.add_argument("--weights", required=True, help="a tag (zoo, zoo:step200, akamaster)")
+    p.add_argument("--device", help="cpu, cuda or mps (default: cpu)")
+    _add_data_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -52,19 +52,31 @@ def list_models() -> list[str]:
     return sorted(_MODELS, key=_natural_key)
 
 
-def build(name: str, **kwargs) -> nn.Module:
+def build(name: str, weights=None, **kwargs) -> nn.Module:
     """Build a model by name; keyword arguments go to its constructor.
 
     >>> build("resnet56", shortcut="B")   # CIFAR ResNet-56, projection shortcuts
     >>> build("resnet50", num_classes=100)
     >>> build("plain20")                  # ResNet-20's layers without shortcuts
     >>> build("resnet56-zi")              # ResNet-56, each block starting as the identity
+    >>> build("resnet56", weights="zoo")  # trained weights (see resnet_lab.weights)
+
+    ``weights``: a tag such as ``"zoo"``, ``"zoo:step200"`` or ``"akamaster"``, a full name
+    (``"resnet56.zoo"``) or a :class:`resnet_lab.weights.Weights` entry; the model is
+    returned in training mode, as torchvision returns it (call ``.eval()`` to evaluate).
     """
     if not isinstance(name, str):
         raise TypeError(
             f"build() takes a model name such as 'resnet20' (see list_models()), not "
             f"{name!r} ({type(name).__name__})"
         )
+    if weights is not None:
+        from resnet_lab.weights.registry import resolve
+
+        entry = resolve(name, weights)
+        with entry.building():  # the zoo:init entries are rebuilt under their run's seed
+            model = build(name, **kwargs)
+        return entry.load_into(model)
     key = name.strip().lower()
     if key in _MODELS:
         return _MODELS[key](**kwargs)
