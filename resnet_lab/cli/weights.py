@@ -34,8 +34,8 @@ def weights_table(entries) -> str:
                 f"{w.num_params / 1e6:.2f} M",
                 "-" if w.step is None else f"{w.step:,}",
                 w.data,
-                f"{100 * m['test_error']:.2f} %",
-                f"{100 * m['train_error']:.2f} %",
+                _percent(m["test_error"]),
+                _percent(m["train_error"]),
                 w.file or f"rebuilt from seed {w.seed}",
             )
         )
@@ -51,6 +51,10 @@ def weights_table(entries) -> str:
             "measured on the same data variant)"
         )
     return "\n".join(lines)
+
+
+def _percent(error: float | None) -> str:
+    return "not measured" if error is None else f"{100 * error:.2f} %"
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -120,7 +124,7 @@ def _report(what, wrong, images, stored, split, comparable, subset) -> bool | No
         want, n = subset["wrong"], subset["images"]
     else:
         want, n = stored[f"{split}_wrong"], stored[f"{split}_images"]
-    if n != images:
+    if want is None or n != images:
         print(line + "  (no stored number for these images)")
         return None
     expected = 100 * want / n

@@ -73,10 +73,7 @@ def build(name: str, weights=None, **kwargs) -> nn.Module:
     if weights is not None:
         from resnet_lab.weights.registry import resolve
 
-        entry = resolve(name, weights)
-        with entry.building():  # the zoo:init entries are rebuilt under their run's seed
-            model = build(name, **kwargs)
-        return entry.load_into(model)
+        return resolve(name, weights).build(lambda: build(name, **kwargs))
     key = name.strip().lower()
     if key in _MODELS:
         return _MODELS[key](**kwargs)

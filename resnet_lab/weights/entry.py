@@ -20,10 +20,9 @@ on: numbers on ``cifar10-jpeg`` and on the official ``cifar10`` files are never 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,16 +110,18 @@ class Weights:
         std = torch.tensor(self.std).view(1, -1, 1, 1) * 255
         return (images.float() - mean) / std
 
-    @contextlib.contextmanager
-    def building(self) -> Iterator[None]:
-        """Around the model's construction: a ``seed`` entry is built under its run's seed
-        (the caller's random state is restored afterwards)."""
-        if self.source != "seed":
-            yield
-            return
+    def build(self, construct: Callable[[], nn.Module], download: bool = True) -> nn.Module:
+        """The model ``construct()`` makes, holding these weights (what ``build(model,
+        weights=...)`` returns); the caller's random state is left as it was. A ``seed``
+        entry is constructed under its run's seed and checked; any other takes the loaded
+        tensors as they are (``assign``: no copy into the initialised ones)."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            yield
+            if self.source == "seed":
+                torch.manual_seed(self.seed)
+            model = construct()
+        if self.source == "seed":
+            return self.load_into(model)
+        return self.load_into(model, self.state_dict(download=download), assign=True)
 
     def state_dict(self, download: bool = True) -> dict[str, torch.Tensor]:  # noqa: ARG002
         """The tensors in fp32, checked against ``sha256`` (not for ``seed`` entries: build
@@ -141,9 +142,16 @@ class Weights:
             f"use resnet_lab.build({self.model!r}, weights={self.tag!r})"
         )
 
-    def load_into(self, model: nn.Module, download: bool = True) -> nn.Module:
-        """Load the weights into ``model`` (strictly: every name and shape must match); a
-        ``seed`` entry instead checks that ``model`` was built into exactly its weights."""
+    def load_into(
+        self,
+        model: nn.Module,
+        state: Mapping[str, torch.Tensor] | None = None,
+        assign: bool = False,
+        download: bool = True,
+    ) -> nn.Module:
+        """Load the weights (or ``state``, already read) into ``model``, strictly: every name
+        and shape must match. A ``seed`` entry instead checks that ``model`` was built into
+        exactly its weights."""
         if self.source == "seed":
             digest = state_digest(model.state_dict())
             if digest != self.sha256:
@@ -155,7 +163,8 @@ class Weights:
                 )
             return model
         try:
-            model.load_state_dict(self.state_dict(download=download))
+            state = self.state_dict(download=download) if state is None else state
+            model.load_state_dict(state, assign=assign)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise WeightsError(f"{self.name} do not fit this {self.model}: {first}") from None

@@ -207,9 +207,7 @@ def _measured(entry: Weights, data: ImageData, subset_per_class: int | None) -> 
     from dataclasses import replace
 
     entry = replace(entry, mean=tuple(data.mean), std=tuple(data.std))
-    with entry.building():
-        model = build(entry.model, num_classes=data.num_classes)
-    entry.load_into(model)
+    model = entry.build(lambda: build(entry.model, num_classes=data.num_classes))
     return replace(entry, metrics=measure(model, data, entry.mean, entry.std, subset_per_class))
 
 
