@@ -15,7 +15,15 @@ from resnet_lab.cli.parser import _parser
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["train", "--help"], ["sweep", "--help"], ["bench", "--help"], ["info", "--help"]],
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["sweep", "--help"],
+        ["bench", "--help"],
+        ["info", "--help"],
+        ["weights", "--help"],
+        ["eval", "--help"],
+    ],
 )
 def test_help_everywhere(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -56,6 +64,9 @@ def test_help_everywhere(argv, capsys):
         (["train", "resnet20", "--data", "synthetic", "--set", "speed=11"], "FIELD one of"),
         (["bench", "resnet20", "--data", "missing.zip"], "'missing.zip' does not exist"),
         (["bench", "nosuchnet"], "unknown model"),
+        (["eval", "nosuchnet", "--weights", "zoo"], "unknown model"),
+        (["eval", "resnet20", "--weights", "imagenet"], "valid for resnet20"),
+        (["weights", "export", "no-run", "--record", "r.json"], "has no checkpoint.pt"),
     ],
 )
 def test_user_mistakes_exit_2_without_traceback(argv, message, capsys, tmp_path, monkeypatch):

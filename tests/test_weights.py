@@ -94,6 +94,10 @@ def test_the_command_line_lists_the_weights_and_refuses_unknown_ones(capsys) -> 
     assert main(["eval", "resnet20", "--weights", "imagenet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "valid for resnet20" in err
+    assert main(["weights", "export"]) == 2
+    assert "--record" in capsys.readouterr().err
+    assert main(["weights", "--model", "resnet50"]) == 2
+    assert "no weights for resnet50" in capsys.readouterr().err
 
 
 # --- what ships ----------------------------------------------------------------------------

@@ -118,7 +118,7 @@ def _report(what, wrong, images, stored, split, comparable, subset) -> bool | No
     error = 100 * wrong / max(1, images)
     line = f"{what:<15} {error:6.2f} %  ({wrong} of {images})"
     if not comparable:
-        print(line)
+        print(line + "  (nothing stored for these images)")
         return None
     if subset is not None:
         want, n = subset["wrong"], subset["images"]

@@ -54,9 +54,9 @@ _FILES = {
     20: ("resnet20-12fca82f.th", "12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8",
          0.0827, (1897, None, 98)),
     32: ("resnet32-d509ac18.th", "d509ac1820d7f25398913559d7e81a13229b1e7adc5648e3bfa5e22dc137f850",
-         0.0737, (None, None, 89)),
+         0.0737, (1744, None, 89)),
     44: ("resnet44-014dd654.th", "014dd6541728a1c700b1642ab640e211dc6eb8ed507d70697458dc8f8a0ae2e4",
-         0.0690, (None, None, 83)),
+         0.0690, (1733, None, 83)),
     56: ("resnet56-4bfd9763.th", "4bfd97631478d6b638d2764fd2baff3edb1d7d82252d54439343b6596b9b5367",
          0.0661, (1680, None, 83)),
 }  # fmt: skip
