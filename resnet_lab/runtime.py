@@ -16,6 +16,12 @@ Environment variables
     A ``data=`` argument to the data functions overrides it.
 ``RESNET_LAB_DEVICE``
     Force a device (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
+``RESNET_LAB_AMP``
+    Force the precision that ``amp="auto"`` (the default everywhere the chapters
+    train) resolves to: ``off`` (fp32), ``bf16`` or ``fp16``; ``auto`` or unset: chosen
+    by the hardware (:func:`amp_dtype`). An explicit ``amp`` other than ``auto`` wins.
+    ``make test`` checks the chapters with ``off``, so a bf16 machine proves the fp32
+    path too.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 import torch
 
 TIERS = ("quick", "standard", "full")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
 NOTEBOOK_TIERS = ("quick", "standard")
 
 
@@ -113,13 +120,26 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
+def forced_amp() -> str:
+    """The ``amp`` mode ``RESNET_LAB_AMP`` forces on ``auto`` ('auto' when unset: no override)."""
+    choice = (os.environ.get("RESNET_LAB_AMP") or "auto").strip().lower()
+    if choice not in AMP_MODES:
+        raise ValueError(
+            f"unknown precision {choice!r}: RESNET_LAB_AMP must be one of "
+            f"{', '.join(AMP_MODES)} (off = fp32), or unset"
+        )
+    return choice
+
+
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``amp`` mode on ``device`` (None: fp32).
 
-    ``auto``: on CUDA bf16 from compute capability 8.0 (A100, H100), fp16 with gradient
+    ``auto``: what ``RESNET_LAB_AMP`` forces, if set; else on CUDA bf16 from compute capability 8.0 (A100, H100), fp16 with gradient
     scaling below (T4); on CPU bf16 where the CPU has native bf16 arithmetic, else fp32;
     fp32 on MPS.
     """
+    if mode == "auto":
+        mode = forced_amp()
     if mode == "off":
         return None
     if mode == "bf16":

@@ -57,6 +57,14 @@ def test_site_needs_no_network():
     assert not CONFIG.get("html", {}).get("google_analytics_id"), "no analytics scripts"
 
 
+def test_a_raising_cell_fails_the_book_build():
+    # `make book` executes the chapters in the machine's own precision (nbval checks them
+    # in fp32); a cell error must end the build, not become a warning in a green build.
+    execute = CONFIG["execute"]
+    assert execute["allow_errors"] is False and execute["raise_on_error"] is True
+    assert "-W" in (ROOT / "Makefile").read_text().split("JB_FLAGS :=")[1].splitlines()[0]
+
+
 def test_colab_launch_buttons():
     assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert CONFIG["repository"]["branch"]

@@ -12,6 +12,12 @@ from resnet_lab import data, engine, results
 CPU = torch.device("cpu")
 
 
+@pytest.fixture(autouse=True)
+def _no_forced_precision(monkeypatch):
+    """These tests read how `auto` is chosen; `make notebooks-test` sets RESNET_LAB_AMP."""
+    monkeypatch.delenv("RESNET_LAB_AMP", raising=False)
+
+
 def _fake_capabilities(monkeypatch, **flags):
     caps = {"avx2": True, "avx512_bf16": False, "amx_bf16": False, **flags}
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps, raising=False)
@@ -50,6 +56,35 @@ def test_an_explicit_amp_wins(monkeypatch, native):
     _fake_capabilities(monkeypatch, avx512_bf16=native)
     assert engine.precision_of("off", "cpu") == "fp32"
     assert engine.precision_of("bf16", "cpu") == "bf16"
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("forced, expected", [("off", "fp32"), ("bf16", "bf16"), (" Auto ", None)])
+def test_resnet_lab_amp_forces_what_auto_means(monkeypatch, native, forced, expected):
+    _fake_capabilities(monkeypatch, avx512_bf16=native)
+    monkeypatch.setenv("RESNET_LAB_AMP", forced)
+    hardware = "bf16" if native else "fp32"
+    assert engine.precision_of("auto", "cpu") == (expected or hardware)
+    assert engine.precision_of("off", "cpu") == "fp32"  # an explicit choice still wins
+    assert engine.precision_of("bf16", "cpu") == "bf16"
+    assert f"precision {expected or hardware} |" in str(rl.setup(quiet=True))  # the setup line
+
+
+def test_resnet_lab_amp_forces_the_precision_a_run_trains_in(monkeypatch, tiny):
+    _fake_capabilities(monkeypatch, avx512_bf16=True)
+    monkeypatch.setenv("RESNET_LAB_AMP", "off")
+    torch.manual_seed(0)
+    config = engine.recipe("fast", epochs=1, batch_size=16, log_every_steps=0)
+    assert config.amp == "auto"
+    run = engine.train(rl.build("resnet20"), tiny, config, device="cpu", progress=False)
+    assert run.precision == "fp32"
+    assert results.record_from_run(run)["precision"] == "fp32"
+
+
+def test_an_unknown_resnet_lab_amp_is_one_line_that_names_the_choices(monkeypatch):
+    monkeypatch.setenv("RESNET_LAB_AMP", "fp8")
+    with pytest.raises(ValueError, match="RESNET_LAB_AMP must be one of auto, bf16, fp16, off"):
+        engine.amp_dtype("auto", CPU)
 
 
 def test_mps_stays_fp32(monkeypatch):

@@ -1,7 +1,7 @@
 """Drop jupyter-book's execution cache when what the notebooks depend on changes.
 
 jupyter-cache keys executed notebooks on their code cells only; it ignores
-environment variables (the size tier) and the package the notebooks import.
+environment variables (the size tier, the forced precision) and the package the notebooks import.
 This script folds those into one key and empties the cache when the key changes.
 
 Usage: python tools/book_cache_key.py BUILD_DIR
@@ -17,10 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cache_key() -> str:
-    from resnet_lab.runtime import pick_tier
+    from resnet_lab.runtime import forced_amp, pick_tier
 
     digest = hashlib.sha256()
     digest.update(f"tier={pick_tier()}\n".encode())
+    digest.update(f"amp={forced_amp()}\n".encode())  # RESNET_LAB_AMP: the precision trained in
     digest.update(f"data={os.environ.get('RESNET_LAB_DATA', '')}\n".encode())
     for folder in ("resnet_lab", "results"):
         for path in sorted((ROOT / folder).rglob("*")):

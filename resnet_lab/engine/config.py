@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resnet_lab.engine.errors import ConfigError
+from resnet_lab.runtime import AMP_MODES
 
 SCHEDULES = ("multistep", "onecycle", "cosine", "constant")
-AMP_MODES = ("auto", "bf16", "fp16", "off")
 # A TrainConfig field marked so changes how often a run logs, evaluates, checkpoints or
 # compiles, never what it computes: results that differ only there train alike.
 _BOOKKEEPING = {"bookkeeping": True}
@@ -84,7 +84,7 @@ class TrainConfig:
     #: pad-4 random crop + horizontal flip (paper §4.2)
     augment: bool = True
     #: 'auto' (bf16 on A100/H100 and on CPUs with native bf16, fp16 + gradient scaling on
-    #: older GPUs, else fp32),
+    #: older GPUs, else fp32; the environment variable RESNET_LAB_AMP can force it),
     #: 'bf16', 'fp16' or 'off'
     amp: str = field(
         default="auto",
