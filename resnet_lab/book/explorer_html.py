@@ -55,21 +55,25 @@ CSS = (
 )
 
 # Draws the figure with the page's plotly.js and shows the traces of the chosen setting.
+# Where plotly.js is not loaded yet, the drawing waits in window.rlPlotly: the book loads
+# plotly.js when a figure nears the screen (tools/plotly_loader.js) and then draws it.
 # Without plotly.js (scripts blocked, or a viewer without it) the static picture stays.
 SCRIPT = """(function(){
+function draw(){
 var root=document.getElementById("__ID__");
-if(!root||root.getAttribute("data-ready")||!window.Plotly){return;}
+if(!root||root.getAttribute("data-ready")){return;}
 root.setAttribute("data-ready","1");
 var spec=JSON.parse(root.querySelector("script[data-figure]").textContent);
 var plot=root.querySelector("[data-plot]"),selects=root.querySelectorAll("select[data-control]");
 var fallback=plot.querySelector("[data-fallback]");if(fallback){plot.removeChild(fallback);}
 function setting(){return Array.prototype.map.call(selects,function(s){return s.value;}).join("|");}
 var wide=spec.layout.height;
-function height(visible){
-// On a phone the legend wraps to one entry a row: grow the figure instead of the plot.
-if(plot.clientWidth>=560){return wide;}
-var n=spec.data.filter(function(t,i){return visible[i]&&t.showlegend!==false;}).length;
-return Math.max(wide,300+26*n);
+function fit(){
+// A narrow screen wraps the legend below the plot into many rows: grow the figure by
+// what the plot area lost, so the curves keep __PLOT__ px of height.
+var size=plot._fullLayout&&plot._fullLayout._size;
+if(!size||size.h>=__PLOT__-2){return;}
+return Plotly.relayout(plot,{height:plot._fullLayout.height+__PLOT__-size.h});
 }
 function show(){
 var s=setting(),found=spec.settings.indexOf(s)>=0;
@@ -77,9 +81,14 @@ var visible=spec.data.map(function(t){return t.meta===null||t.meta===s;});
 var names=Array.prototype.map.call(selects,function(e){return e.getAttribute("data-control")+" "+e.value;});
 root.setAttribute("data-state",s);
 return Plotly.update(plot,{visible:visible},{"xaxis.autorange":true,"yaxis.autorange":!spec.fixedy,
-"height":height(visible),"annotations[0].visible":!found,
-"annotations[0].text":spec.missing+" "+names.join(", ")});
+"height":wide,"annotations[0].visible":!found,
+"annotations[0].text":spec.missing+" "+names.join(", ")}).then(fit);
 }
 Plotly.newPlot(plot,spec.data,spec.layout,spec.config).then(show);
+var timer=null;
+window.addEventListener("resize",function(){clearTimeout(timer);timer=setTimeout(function(){
+Plotly.relayout(plot,{height:wide}).then(fit);},150);});
 Array.prototype.forEach.call(selects,function(e){e.addEventListener("change",show);});
-})();"""
+}
+if(window.Plotly){draw();}else{(window.rlPlotly=window.rlPlotly||[]).push(draw);}
+})();""".replace("__PLOT__", "300")
