@@ -24,20 +24,19 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 import yaml
+from offline_chromium import offline_chromium
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = Path(os.environ.get("RESNET_LAB_HTML", ROOT / "_build" / "html")).resolve()
 SCREENSHOTS = HTML.parent / "screenshots"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHAPTER = re.compile(r"0\d_\w+")
 # Pages whose kernel-free explorers the issue asks for, and the control each must have.
 EXPLORER_PAGES = {"01_vanishing_gradients": "activation", "06_cifar_resnets": "show"}
@@ -88,49 +87,12 @@ def driver():
             "built site, and is not skipped so that a missing build cannot pass CI)",
             pytrace=False,
         )
-    for binary, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not Path(binary).exists():
-            pytest.fail(
-                f"{binary} not found: install Debian's {package} (`make browser-deps`)",
-                pytrace=False,
-            )
-    os.environ["SE_OFFLINE"] = "1"  # selenium-manager must not go to the network for drivers
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="resnet-lab-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-default-apps",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--mute-audio",
-        # No network at all: any host name fails to resolve, like a machine offline.
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-        f"--user-data-dir={profile}",
-        f"--window-size={SCREEN_WIDTH},900",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    chrome = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    chrome.set_page_load_timeout(30)
-    # Requests to the web are also blocked outright, so one shows up as a failed load.
-    chrome.execute_cdp_cmd("Network.enable", {})
-    chrome.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
-    try:
+    with offline_chromium(SCREEN_WIDTH, performance_log=True) as chrome:
+        chrome.set_page_load_timeout(30)
+        # Requests to the web are also blocked outright, so one shows up as a failed load.
+        chrome.execute_cdp_cmd("Network.enable", {})
+        chrome.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
         yield chrome
-    finally:
-        chrome.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _errors(chrome) -> list[str]:

@@ -20,16 +20,15 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import torch
+from offline_chromium import CHROMIUM, offline_chromium
 from torch import nn
 
 from resnet_lab.models import build
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PLAYGROUND = ROOT / "book" / "playground"
 PAGE = ROOT / "book" / "playground.md"
 ARTEFACT = ROOT / "_build" / "playground" / "benchmark.json"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
 # What the playground adds to a page: its own files and the TensorFlow.js bundle.
 ASSETS = ["playground.js", "net.js", "playground.css", "vendor/tf.es2017.min.js"]
 MAX_PAGE_BYTES = 2 * 1024 * 1024
@@ -71,37 +70,10 @@ def _harness(folder: Path, spacer_px: int = 0) -> Path:
 
 @pytest.fixture(scope="module")
 def chrome():
-    for binary, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not Path(binary).exists():
-            pytest.fail(f"{binary} not found: install Debian's {package} (`make browser-deps`)")
-    os.environ["SE_OFFLINE"] = "1"  # selenium-manager must not go to the network for drivers
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="resnet-lab-playground-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-extensions",
-        "--no-first-run",
-        "--host-resolver-rules=MAP * ~NOTFOUND",  # offline
-        f"--user-data-dir={profile}",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(600)
-    driver.command_executor.client_config.timeout = 660
-    try:
+    with offline_chromium() as driver:
+        driver.set_script_timeout(600)
+        driver.command_executor.client_config.timeout = 660
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
